@@ -1,0 +1,288 @@
+"""The Upscale order-agnostic ARDM: objective, per-step loss tracking, exact policy cost, sampling.
+
+Notation (ARDM_SPEC.md sections 1-2; code name in brackets):
+
+* D       positions in a sequence (time samples of one channel)                [D]
+* stage k digit of ``w_k`` bits; ``low_k`` bits lie below it                     [stage]
+* sigma   a random order of the D positions; position p is revealed at step sigma(p). We draw
+          one uniform key per position; sigma = rank of the key                   [order_key]
+* t       number of positions of the stage already revealed, t in {0..D-1}       [t]
+* x_past  value with the digits of stage k and below zero; x_future: stage k's digit filled in
+* input   revealed ? x_future : x_past, plus the revealed-mask, stage one-hot, global step
+
+Single-draw ELBO of one stage, in bits per sample:  D / (D - t) * sum_unrevealed CE / (D ln 2),
+i.e. the mean CE (bits) of the unrevealed positions. With a stage drawn uniformly from the S'
+modelled stages the estimator of the total is that times S' (the paper); we draw stages in
+proportion to their unknown bits and weight by 1 / p, which is the same for equal widths.
+
+A *network function* ``net(value, revealed, stage, t_frac) -> logits [B, T, W]`` is either the
+model itself or a chunked wrapper (``inference.py``); this module never sees files or devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import bits
+
+NetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in inference.py)
+CeFn = Callable[..., torch.Tensor]
+LN2 = math.log(2.0)
+
+
+class StageMaps:
+    """Per-stage bit geometry of a schedule, as torch tensors for batched indexing."""
+
+    def __init__(self, schedule: Sequence[int]):
+        self.schedule = tuple(int(w) for w in bits.check_schedule(schedule))
+        self.S = len(self.schedule)
+        self.lows = [int(v) for v in bits.stage_lows(self.schedule)]
+
+    def modelled_stages(self, known_bits: int) -> list[int]:
+        """Stages not fully determined by the top ``known_bits`` bits."""
+        return list(range(bits.stage_of_bit(self.schedule, known_bits), self.S))
+
+    def free_bits(self, stage: int, known_bits: int) -> int:
+        """Bits of a stage not fixed by the top ``known_bits`` bits."""
+        top = 16 - self.lows[stage]  # bits known once this stage is done
+        return min(self.schedule[stage], max(top - known_bits, 0))
+
+    def t_frac(self, stage: torch.Tensor, t_over_d: torch.Tensor) -> torch.Tensor:
+        """Global step as a fraction of all steps: (stage + t / D) / S."""
+        return (stage.float() + t_over_d.float()) / self.S
+
+    def split(self, u: torch.Tensor, stage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x_past, x_future, target) of each row's stage. u: long [B, T], stage: long [B]."""
+        low = torch.tensor(self.lows, device=u.device)[stage][:, None]
+        width = torch.tensor(self.schedule, device=u.device)[stage][:, None]
+        past = (u >> (low + width)) << (low + width)
+        future = (u >> low) << low
+        return past, future, (u >> low) & ((1 << width) - 1)
+
+    def allowed_range(
+        self, u_known: torch.Tensor, stage: torch.Tensor, known_bits: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Digits consistent with the known top bits: [lo, hi) per position, long [B, T] each."""
+        low = torch.tensor(self.lows, device=u_known.device)[stage][:, None]
+        width = torch.tensor(self.schedule, device=u_known.device)[stage][:, None]
+        fixed = (known_bits - (16 - low - width)).clamp(0, None).minimum(width)
+        free = width - fixed
+        prefix = ((u_known >> low) & ((1 << width) - 1)) >> free
+        return prefix << free, (prefix + 1) << free
+
+
+def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the allowed digits [lo, hi) only. logits [B, T, W] -> [B, T, W] (float32)."""
+    d = torch.arange(logits.shape[-1], device=logits.device)
+    ok = (d >= lo[..., None]) & (d < hi[..., None])
+    return torch.log_softmax(logits.float().masked_fill(~ok, float("-inf")), dim=-1)
+
+
+def ce_bits(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in bits of each target digit. logp [B, T, W], target long [B, T] -> [B, T]."""
+    return -logp.gather(-1, target[..., None])[..., 0] / LN2
+
+
+def ranks(order_key: torch.Tensor) -> torch.Tensor:
+    """sigma: the rank of each position's key along time. [B, T] -> long [B, T]."""
+    return order_key.argsort(dim=1).argsort(dim=1)
+
+
+# ---------------------------------------------------------------------------------- training
+def training_elbo(
+    net: NetFn,
+    u: torch.Tensor,
+    maps: StageMaps,
+    known_bits: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """One stochastic ELBO draw per row of a batch of crops.
+
+    Args:
+        u: long [B, D] offset-binary samples.
+    A stage is drawn per row with probability proportional to its unknown bits (uniform for
+    equal widths, as in the paper) and weighted by 1 / p, so a uniform model's estimate is exact.
+
+    Returns dict with
+        ``elbo`` [B]: bits per sample of all modelled stages (unbiased, one stage drawn per row),
+        ``ce`` [B]: un-reweighted CE sum / D (the auxiliary term),
+        ``stage`` [B], ``t_over_d`` [B] and ``step_loss`` [B] (mean CE bits of the unrevealed
+        positions, the per-step loss L_t that the tracker records).
+    """
+    B, D = u.shape
+    dev = u.device
+    stages = maps.modelled_stages(known_bits)
+    free = torch.tensor([maps.free_bits(s, known_bits) for s in stages], dtype=torch.float64)
+    pick = torch.multinomial(free / free.sum(), B, replacement=True, generator=generator)
+    stage = torch.tensor(stages)[pick].to(dev)
+    weight = (free.sum() / free[pick]).float().to(dev)  # 1 / p(stage), p proportional to free bits
+    t = torch.randint(D, (B,), generator=generator, device="cpu").to(dev)
+    key = torch.rand(B, D, generator=generator, device="cpu").to(dev)
+    revealed = ranks(key) < t[:, None]
+    past, future, target = maps.split(u, stage)
+    value = torch.where(revealed, future, past)
+    rev_f = revealed.float()
+    logits = net(value, rev_f, stage, maps.t_frac(stage, t / D))
+    lo, hi = maps.allowed_range(u, stage, known_bits)
+    ce = ce_bits(masked_log_probs(logits, lo, hi), target)  # [B, D]
+    unrevealed = 1.0 - rev_f
+    ce_sum = (ce * unrevealed).sum(1)
+    step_loss = ce_sum / (D - t).float()
+    return {
+        "elbo": step_loss * weight,
+        "ce": ce_sum / D,
+        "stage": stage,
+        "t_over_d": t.float() / D,
+        "step_loss": step_loss.detach(),
+    }
+
+
+class StepLossTracker:
+    """EMA of the per-step loss L_t per stage, over ``bins`` equal bins of t / D (bits per position).
+
+    Feeds the budget DP. Bins never seen fall back to the stage's mean of seen bins, then to the
+    stage width (the loss of a uniform model).
+    """
+
+    def __init__(self, schedule: Sequence[int], bins: int, momentum: float):
+        self.schedule = tuple(schedule)
+        self.momentum = momentum
+        self.values = torch.zeros(len(self.schedule), bins, dtype=torch.float64)
+        self.counts = torch.zeros(len(self.schedule), bins, dtype=torch.long)
+
+    def update(self, stage: torch.Tensor, t_over_d: torch.Tensor, step_loss: torch.Tensor) -> None:
+        bins = self.values.shape[1]
+        idx = (t_over_d.cpu() * bins).long().clamp(0, bins - 1)
+        for s, b, v in zip(stage.cpu().tolist(), idx.tolist(), step_loss.cpu().double().tolist()):
+            if self.counts[s, b] == 0:
+                self.values[s, b] = v
+            else:
+                self.values[s, b] = self.momentum * self.values[s, b] + (1 - self.momentum) * v
+            self.counts[s, b] += 1
+
+    def losses(self, stage: int) -> np.ndarray:
+        """Per-bin step losses [bins] of one stage, gaps filled."""
+        v = self.values[stage].numpy().copy()
+        seen = self.counts[stage].numpy() > 0
+        if not seen.any():
+            return np.full(len(v), float(self.schedule[stage]))
+        v[~seen] = v[seen].mean()
+        return v
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"values": self.values.clone(), "counts": self.counts.clone()}
+
+    def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
+        self.values = d["values"].clone().double()
+        self.counts = d["counts"].clone().long()
+
+
+# ---------------------------------------------------------------------------------- evaluation
+def ce_fn_of(net: NetFn) -> CeFn:
+    """CE function of a plain network function (whole sequences at once)."""
+
+    def ce_fn(value, revealed, stage, t_frac, lo, hi, target):  # type: ignore[no-untyped-def]
+        return ce_bits(masked_log_probs(net(value, revealed, stage, t_frac), lo, hi), target)
+
+    return ce_fn
+
+
+@torch.no_grad()
+def elbo_draw(
+    ce_fn: CeFn, u: torch.Tensor, maps: StageMaps, known_bits: int, generator: torch.Generator
+) -> torch.Tensor:
+    """One unbiased draw of the bits per sample of each row, summing every modelled stage.
+
+    Each stage gets its own (t, order). u: long [B, D] -> float64 [B] (bits per sample).
+    """
+    B, D = u.shape
+    total = torch.zeros(B, dtype=torch.float64)
+    for s in maps.modelled_stages(known_bits):
+        stage = torch.full((B,), s, dtype=torch.long, device=u.device)
+        t = torch.randint(D, (B,), generator=generator).to(u.device)
+        key = torch.rand(B, D, generator=generator).to(u.device)
+        revealed = ranks(key) < t[:, None]
+        past, future, target = maps.split(u, stage)
+        lo, hi = maps.allowed_range(u, stage, known_bits)
+        value = torch.where(revealed, future, past)
+        ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target)
+        total += ((ce * (~revealed)).sum(1) / (D - t)).double().cpu()
+    return total
+
+
+@torch.no_grad()
+def policy_bits(
+    ce_fn: CeFn,
+    u: torch.Tensor,
+    maps: StageMaps,
+    known_bits: int,
+    policies: dict[int, np.ndarray],
+    order_key: Callable[[int], torch.Tensor],
+) -> torch.Tensor:
+    """Exact code length (bits, summed over positions) of each row under fixed orders and policies.
+
+    For every modelled stage and every segment [lo, hi) of its policy, one network call at the
+    segment start scores all positions whose key falls in the segment: what a compressor pays.
+
+    Args:
+        u: long [B, D]; policies: stage -> fractions [K]; order_key(stage) -> keys [B, D] in [0, 1).
+    Returns: float64 [B], total bits per row.
+    """
+    B, D = u.shape
+    total = torch.zeros(B, dtype=torch.float64)
+    for s in maps.modelled_stages(known_bits):
+        stage = torch.full((B,), s, dtype=torch.long, device=u.device)
+        key = order_key(s)
+        past, future, target = maps.split(u, stage)
+        lo, hi = maps.allowed_range(u, stage, known_bits)
+        fr = np.asarray(policies[s], dtype=np.float64)
+        edges = np.append(fr, 1.0)
+        for i in range(len(fr)):
+            revealed = key < edges[i]
+            now = (key >= edges[i]) & (key < edges[i + 1])
+            if not now.any():
+                continue
+            t_over_d = torch.full((B,), float(edges[i]), device=u.device)
+            value = torch.where(revealed, future, past)
+            ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t_over_d), lo, hi, target)
+            total += (ce * now).sum(1).double().cpu()
+    return total
+
+
+# ---------------------------------------------------------------------------------- generation
+def sample_from(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw of one digit per position. logp [..., W], uniform [...] in [0,1) -> long [...]."""
+    cdf = logp.exp().double().cumsum(-1)
+    cdf = cdf / cdf[..., -1:]
+    idx = torch.searchsorted(cdf, uniform.double()[..., None].contiguous(), right=True)[..., 0]
+    # never land on a zero-probability (disallowed) digit through rounding at the top of the CDF
+    top = (logp > float("-inf")).long().cumsum(-1).argmax(-1)
+    return idx.minimum(top)
+
+
+def expected_digit(logp: torch.Tensor) -> torch.Tensor:
+    """Posterior mean of the digit. logp [..., W] -> float64 [...]."""
+    p = logp.exp().double()
+    return (p * torch.arange(logp.shape[-1], device=logp.device, dtype=torch.float64)).sum(-1) / p.sum(-1)
+
+
+def order_keys(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
+    """Keys in [0, 1) whose ranks give the random order of a stage (keyed by absolute index)."""
+    return bits.keyed_uniform(bits.mix_key(seed_key, stage, 1), index)
+
+
+def digit_uniforms(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
+    """Uniforms for the inverse-CDF digit draws of a stage (keyed by absolute index)."""
+    return bits.keyed_uniform(bits.mix_key(seed_key, stage, 2), index)
+
+
+def stage_segments(policy: np.ndarray) -> list[tuple[float, float]]:
+    """Key intervals [a, b) revealed by each call of a policy (fractions [K], increasing)."""
+    edges = np.append(np.asarray(policy, dtype=np.float64), 1.0)
+    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]

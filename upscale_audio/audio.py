@@ -1,0 +1,164 @@
+"""Reading and writing audio files (soundfile), as int16 samples ``[C, T]`` plus facts about them.
+
+8-bit unsigned WAV samples v map to u = v * 256 (s = (v - 128) * 256), which is what soundfile's
+int16 conversion does. Files with more than 16 significant bits (24-bit, float) are read as
+``AudioFile.samples = None`` with ``significant_bits`` > 16, so callers can refuse them clearly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import bits
+from .errors import UserError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".au", ".caf", ".w64", ".rf64"}
+WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+
+
+@dataclass
+class AudioFile:
+    """One decoded file. ``samples``: int16 [C, T] (None when it has more than 16 significant bits)."""
+
+    path: Path
+    samples: np.ndarray | None
+    rate: int
+    subtype: str
+    channels: int
+    frames: int
+    significant_bits: int  # 1..16, or 24/32 for deeper material
+
+    @property
+    def u(self) -> np.ndarray:
+        """Offset-binary samples, int64 [C, T] in [0, 65535]."""
+        assert self.samples is not None
+        return self.samples.astype(np.int64) + 32768
+
+
+def read(path: str | Path) -> AudioFile:
+    """Decode any file soundfile reads. Raises :class:`UserError` with a one-line reason otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory; pass audio files or use a directory input")
+    try:
+        info = sf.info(str(p))
+        if info.subtype in ("FLOAT", "DOUBLE"):
+            # float files: exact 16-bit material is k / 32768; anything else is deeper than 16 bits
+            xf = sf.read(str(p), dtype="float64", always_2d=True)[0] * 32768.0
+            ok = np.all(xf == np.round(xf)) and np.all(np.abs(xf) <= 32768) and np.all(xf < 32768)
+            data = (np.round(xf).astype(np.int64) << 16) if ok else np.ones_like(xf, dtype=np.int64)
+        else:
+            data = sf.read(str(p), dtype="int32", always_2d=True)[0]
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        msg = str(e).split("\n")[0]
+        raise UserError(f"{p}: cannot read as audio ({msg}); is it a WAV/FLAC file and complete?") from None
+    if data.shape[0] == 0:
+        raise UserError(f"{p}: contains no samples (0 frames); nothing to process")
+    declared = _wav_declared_frames(p, info.channels)
+    if declared is not None and declared > data.shape[0]:
+        raise UserError(f"{p}: truncated (header promises {declared} frames, file holds {data.shape[0]}); "
+                        "re-export or re-download it")
+    x32 = data.T.astype(np.int64)  # [C, T], int32 scale
+    low16 = np.bitwise_or.reduce(x32.ravel() & 0xFFFF)
+    if low16 != 0:
+        deep = 32 if info.subtype in ("FLOAT", "DOUBLE", "PCM_32") else 24
+        return AudioFile(p, None, info.samplerate, info.subtype, info.channels, data.shape[0], deep)
+    samples = (x32 >> 16).astype(np.int16)
+    sig = bits.significant_bits(samples.astype(np.int64) + 32768)
+    return AudioFile(p, samples, info.samplerate, info.subtype, info.channels, data.shape[0], sig)
+
+
+def _wav_declared_frames(p: Path, channels: int) -> int | None:
+    """Frames that a RIFF/WAVE header's data chunk declares (None if not a plain WAV)."""
+    with open(p, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block = None
+        while True:
+            ch = f.read(8)
+            if len(ch) < 8:
+                return None
+            cid, size = ch[:4], int.from_bytes(ch[4:], "little")
+            if cid == b"fmt ":
+                fmt = f.read(size + (size & 1))
+                block = int.from_bytes(fmt[12:14], "little")
+            elif cid == b"data":
+                if not block or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block
+            else:
+                f.seek(size + (size & 1), 1)
+
+
+def find_audio(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """Expand files and directories into (file, path relative to its input root) pairs.
+
+    A directory is walked recursively for files with an audio suffix; an explicit file is taken as
+    it is (its relative path is its name). Raises :class:`UserError` for missing paths and for
+    directories without audio.
+    """
+    out: list[tuple[Path, Path]] = []
+    for inp in inputs:
+        if not inp.exists():
+            raise UserError(f"{inp}: no such file or directory; check the path")
+        if inp.is_dir():
+            found = sorted(
+                f for f in inp.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
+            )
+            if not found:
+                raise UserError(f"{inp}: directory holds no audio files ({', '.join(sorted(WRITE_FORMATS))}, ...)")
+            out += [(f, f.relative_to(inp)) for f in found]
+        else:
+            out.append((inp, Path(inp.name)))
+    return out
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Raise :class:`UserError` if ``path`` exists (without force) or cannot be created."""
+    if path.suffix.lower() not in WRITE_FORMATS:
+        raise UserError(f"{path}: output must end in .wav or .flac")
+    if path.exists() and not force:
+        raise UserError(f"{path}: exists; use --force to overwrite or -o to choose another name")
+    if path.exists() and path.is_dir():
+        raise UserError(f"{path}: is a directory; choose a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: folder {parent} is not writable; choose another output with -o")
+
+
+def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False) -> None:
+    """Write int16 [C, T] as 16-bit PCM (WAV or FLAC by suffix), atomically: temp file, then rename.
+
+    Never replaces an existing file unless ``force``; a failed write leaves nothing behind.
+    """
+    p = Path(path)
+    check_writable(p, force)
+    assert samples.dtype == np.int16 and samples.ndim == 2, (samples.dtype, samples.shape)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, samples.T, rate, subtype="PCM_16", format=WRITE_FORMATS[p.suffix.lower()])
+        if p.exists() and not force:  # appeared while we were writing
+            raise UserError(f"{p}: exists; use --force to overwrite")
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_u8(path: str | Path, samples: np.ndarray, rate: int) -> None:
+    """Write the top 8 bits of int16 [C, T] as an 8-bit unsigned WAV (for samples and tests)."""
+    u = samples.astype(np.int64) + 32768
+    s = ((u >> 8) << 8) - 32768
+    sf.write(str(path), s.astype(np.int16).T, rate, subtype="PCM_U8", format="WAV")

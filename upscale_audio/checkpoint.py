@@ -1,0 +1,163 @@
+"""Checkpoints: one ``torch.save`` file with the config embedded, loadable with ``weights_only=True``.
+
+Contents (plain tensors and JSON-like values only)::
+
+    format, format_version, package_version, config (RunConfig dict),
+    model (EMA weights of the unwrapped module), tracker (per-step losses), policies,
+    meta (training data, steps, wall time)
+    + training state (raw weights, optimizer, step, rng), removed by ``export``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__, policy
+from .ardm import StageMaps, StepLossTracker
+from .config import RunConfig
+from .errors import UserError
+from .model import UpscaleWaveNet
+
+FORMAT = "upscale_audio.checkpoint"
+FORMAT_VERSION = 1
+DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
+BUNDLED = Path(__file__).parent / "models" / "default.pt"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what the checkpoint says about it."""
+
+    config: RunConfig
+    model: UpscaleWaveNet
+    tracker: StepLossTracker
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str = ""
+
+    @property
+    def maps(self) -> StageMaps:
+        return StageMaps(self.config.ardm.schedule)
+
+    @property
+    def known_bits(self) -> int:
+        return self.config.ardm.known_bits
+
+    def policies(self, K: int, naive: bool = False) -> dict[int, np.ndarray]:
+        """Policy fractions for a budget of K calls per stage, for every stage the model covers."""
+        return {s: policy.stage_policy(self.tracker.losses(s), K, naive) for s in self.model.stages}
+
+    def recommended_steps(self) -> int:
+        return int(self.meta.get("recommended_steps", 16))
+
+
+def build_model(cfg: RunConfig) -> UpscaleWaveNet:
+    maps = StageMaps(cfg.ardm.schedule)
+    return UpscaleWaveNet(cfg.model, maps.schedule, tuple(maps.modelled_stages(cfg.ardm.known_bits)))
+
+
+def atomic_save(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temp file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def policy_table(cfg: RunConfig, tracker: StepLossTracker) -> dict[str, Any]:
+    """DP policies and their expected costs (bits per sample, summed over stages) per budget."""
+    maps = StageMaps(cfg.ardm.schedule)
+    out: dict[str, Any] = {}
+    for K in DEFAULT_BUDGETS:
+        fr, cost = {}, 0.0
+        for s in maps.modelled_stages(cfg.ardm.known_bits):
+            L = tracker.losses(s)
+            fr[str(s)] = policy.stage_policy(L, K).tolist()
+            sortedL = np.sort(L)[::-1]
+            starts = np.floor(np.asarray(fr[str(s)]) * len(L) + 1e-9).astype(np.int64)
+            cost += policy.policy_cost(sortedL, starts) / len(L)
+        out[str(K)] = {"fractions": fr, "expected_bits": cost}
+    return out
+
+
+def make_checkpoint(
+    cfg: RunConfig, ema_state: dict[str, torch.Tensor], tracker: StepLossTracker, meta: dict[str, Any],
+    training: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    table = policy_table(cfg, tracker)
+    full = sum(float(np.mean(tracker.losses(s))) for s in StageMaps(cfg.ardm.schedule).modelled_stages(
+        cfg.ardm.known_bits))
+    # recommended budget: the smallest K whose expected cost is within 1% of the full-budget ELBO
+    rec = next((int(K) for K, v in table.items() if v["expected_bits"] <= full * 1.01), DEFAULT_BUDGETS[-1])
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "config": cfg.to_dict(),
+        "model": {k: v.detach().cpu().clone() for k, v in ema_state.items()},
+        "tracker": tracker.state_dict(),
+        "policies": table,
+        "meta": {**meta, "recommended_steps": rec, "tracked_bits": full},
+    }
+    if training is not None:
+        ckpt["training"] = training
+    return ckpt
+
+
+def export(src: Path, dst: Path, force: bool = False) -> None:
+    """Write a copy of a checkpoint without training state (for shipping)."""
+    if dst.exists() and not force:
+        raise UserError(f"{dst}: exists; use --force to overwrite")
+    ckpt = read_raw(src)
+    ckpt.pop("training", None)
+    atomic_save(ckpt, dst)
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """Load and validate the checkpoint dict (no model built)."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file; pass a checkpoint written by 'upscale-audio train'")
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for foreign files
+        raise UserError(f"{path}: not an upscale-audio checkpoint ({type(e).__name__}); "
+                        "pass a file written by 'upscale-audio train'") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path}: not an upscale-audio checkpoint; pass a file written by 'upscale-audio train'")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported by "
+                        f"upscale-audio {__version__} (reads version {FORMAT_VERSION}); upgrade the package")
+    return ckpt
+
+
+def load(path: str | Path | None = None) -> LoadedModel:
+    """Build the model of a checkpoint (the bundled default when ``path`` is None)."""
+    p = Path(path) if path is not None else BUNDLED
+    if path is None and not p.is_file():
+        raise UserError("no bundled model in this installation; pass --model PATH (a checkpoint from 'train')")
+    ckpt = read_raw(p)
+    cfg = RunConfig.from_dict(ckpt["config"])
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as e:
+        raise UserError(f"{p}: weights do not match the embedded config ({str(e).splitlines()[0]})") from None
+    model.eval()
+    tracker = StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
+    tracker.load_state_dict(ckpt["tracker"])
+    sha = hashlib.sha256(p.read_bytes()).hexdigest()
+    return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha)

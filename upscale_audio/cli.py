@@ -1,0 +1,302 @@
+"""Command-line interface (typer): parse, validate, call the library, turn mistakes into one line.
+
+    upscale-audio enhance INPUT... [-o OUT] [--method ardm|bin-centre|zero] [--model PATH] ...
+    upscale-audio bpd INPUT... [--model PATH] [--given-bits N] [--steps K|full] [--passes N] [--json]
+    upscale-audio train DATA... --config FILE --run-dir DIR [--val DIR] [--set key=value]...
+    upscale-audio info [--model PATH]
+    upscale-audio export CHECKPOINT OUT
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Restore lost bit depth in audio (8-bit or any low-bit in, 16-bit out) with an Upscale ARDM.",
+    pretty_exceptions_enable=False,
+)
+
+
+class Method(str, Enum):
+    ardm = "ardm"
+    bin_centre = "bin-centre"
+    zero = "zero"
+
+
+class Mode(str, Enum):
+    sample = "sample"
+    mean = "mean"
+
+
+class PolicyKind(str, Enum):
+    dp = "dp"
+    naive = "naive"
+
+
+def fatal(msg: str) -> NoReturn:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def _steps(text: str | None) -> int | str | None:
+    if text is None or text == "full":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        fatal(f"--steps {text!r}: give a positive number of network calls per stage, or 'full'")
+    if k < 1:
+        fatal(f"--steps {k}: must be at least 1")
+    return k
+
+
+def _device(name: str):  # type: ignore[no-untyped-def]
+    from .inference import pick_device
+
+    try:
+        return pick_device(name)
+    except ValueError as e:
+        fatal(str(e))
+
+
+def _output_for(src: Path, rel: Path, out: Path | None, many: bool, from_dir: bool) -> Path:
+    """Output path: ``<stem>.16bit.wav`` beside the input, or under/at ``-o``."""
+    name = rel.with_name(rel.stem + ".16bit.wav") if out is None or many or from_dir else rel
+    if out is None:
+        return src.with_name(src.stem + ".16bit.wav")
+    if many or from_dir:
+        return out / name
+    return out
+
+
+@app.command()
+def enhance(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, or directory for several inputs.")] = None,
+    method: Annotated[Method, typer.Option(help="ardm (the model), bin-centre or zero.")] = Method.ardm,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
+    mode: Annotated[Mode, typer.Option(help="sample: generate the low bits; mean: posterior mean (1 call).")] = Mode.sample,
+    steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
+    policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,
+    bits: Annotated[int | None, typer.Option("--bits", help="Known high bits (default: detected).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 2 s CPU, 20 s GPU).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
+) -> None:
+    """Restore low-bit audio to 16 bits. Known high bits never change."""
+    from . import audio
+    from .enhance import enhance_array, file_key, restore_simple
+
+    if bits is not None and not 1 <= bits <= 16:
+        fatal(f"--bits {bits}: must be between 1 and 16")
+    k_steps = _steps(steps)
+    items = audio.find_audio(inputs)
+    many = len(items) > 1
+    from_dir = any(p.is_dir() for p in inputs)
+    if output is not None and (many or from_dir) and output.exists() and not output.is_dir():
+        fatal(f"{output}: several inputs need -o to be a directory")
+    plan = [(src, _output_for(src, rel, output, many, from_dir)) for src, rel in items]
+    outs = [o for _, o in plan]
+    if len(set(outs)) != len(outs):
+        fatal("two inputs would write the same output; give them distinct names or use -o DIR")
+    for src, dst in plan:  # check every output before doing any work
+        if dst.resolve() == src.resolve():
+            fatal(f"{dst}: output would overwrite its input; choose another name with -o")
+        audio.check_writable(dst, force)
+    lm = None
+    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    if method == Method.ardm:
+        from .checkpoint import load
+
+        lm = load(model)
+        dev = _device(device)
+    for n, (src, dst) in enumerate(plan):
+        if n % world != rank:  # torchrun: files are sharded across ranks
+            continue
+        a = audio.read(src)
+        if a.samples is None:
+            fatal(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits (nothing to do)")
+        known = bits if bits is not None else a.significant_bits
+        if known >= 16:
+            fatal(f"{src}: already has 16 significant bits, nothing to restore; pass --bits N to treat only "
+                  "the top N bits as known")
+        u = a.u
+        if method == Method.ardm:
+            assert lm is not None
+            if known < lm.known_bits:
+                fatal(f"{src}: has {known} significant bits but the model needs at least {lm.known_bits}; "
+                      "use --method bin-centre or a model trained with fewer known bits")
+            rates = lm.config.data.sample_rates
+            if rates and a.rate not in rates and not quiet:
+                warnings.warn(f"{src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}",
+                              stacklevel=1)
+            chunk = int(chunk_seconds * a.rate) if chunk_seconds else None
+            res = enhance_array(u, known, lm, mode=mode.value, steps=k_steps, naive=policy == PolicyKind.naive,
+                                key=file_key(seed, src), device=dev, chunk=chunk, rate=a.rate)
+            out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
+                                  f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
+        else:
+            out_u, info = restore_simple(u, known, method.value), method.value
+        assert (bits_top(out_u, known) == bits_top(u, known)).all(), "known bits changed"
+        audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=force)
+        if not quiet:
+            typer.echo(f"{src} -> {dst}: {known} known bits, {a.channels} ch, {a.rate} Hz; {info}", err=True)
+
+
+def bits_top(u, known):  # type: ignore[no-untyped-def]
+    from .bits import keep_top_bits
+
+    return keep_top_bits(u, known)
+
+
+@app.command()
+def bpd(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories.")],
+    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
+    given_bits: Annotated[int | None, typer.Option(help="Score only the bits below the top N (default: the model's).")] = None,
+    steps: Annotated[str, typer.Option(help="'full' (stochastic ELBO) or K (exact cost of the K-call policy).")] = "full",
+    passes: Annotated[int, typer.Option(help="ELBO draws to average (--steps full).")] = 4,
+    policy: Annotated[PolicyKind, typer.Option(help="dp or naive (with --steps K).")] = PolicyKind.dp,
+    seed: Annotated[int, typer.Option(help="Seed of the draws / order.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bits per sample of recordings under the model (their likelihood), with a standard error."""
+    from . import audio
+    from .checkpoint import load
+    from .enhance import bits_per_sample
+
+    k = _steps(steps)
+    if passes < 1:
+        fatal("--passes must be at least 1")
+    if given_bits is not None and not 0 <= given_bits <= 15:
+        fatal(f"--given-bits {given_bits}: must be between 0 and 15")
+    items = audio.find_audio(inputs)
+    lm = load(model)
+    arrays = []
+    for src, _ in items:
+        a = audio.read(src)
+        if a.samples is None or a.significant_bits < 16:
+            fatal(f"{src}: has {a.significant_bits} significant bits; bpd scores 16-bit recordings")
+        arrays.append(a.u)
+    try:
+        res = bits_per_sample(arrays, lm, given_bits=given_bits, steps=k if k is not None else "full",
+                              passes=passes, seed=seed, device=_device(device), naive=policy == PolicyKind.naive)
+    except ValueError as e:
+        fatal(str(e))
+    d = {"bits_per_sample": res.bits_per_sample, "stderr": res.stderr, "samples": res.samples,
+         "files": res.files, "passes": res.passes, "steps": res.steps, "given_bits": res.given_bits,
+         "model": str(lm.path), "model_sha256": lm.sha256[:16]}
+    if as_json:
+        typer.echo(json.dumps(d))
+    else:
+        se = f" +- {res.stderr:.4f} (s.e., {res.passes} passes)" if res.steps == "full" else " (exact, fixed order)"
+        typer.echo(f"{res.bits_per_sample:.4f} bits/sample{se} for the {16 - res.given_bits} bits below the top "
+                   f"{res.given_bits}; {res.samples} samples in {res.files} file(s); steps {res.steps}")
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Argument(help="Folders (or files) of 16-bit training audio.")],
+    config: Annotated[Path, typer.Option(help="TOML config (see configs/).")],
+    run_dir: Annotated[Path, typer.Option(help="Run directory: checkpoints, log, resume.")],
+    val: Annotated[list[Path] | None, typer.Option(help="Held-out audio for validation bpd.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: section.key=value.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop at this step (0: write the untrained model).")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes of training.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train a model (resumes automatically from RUN_DIR/latest.pt; works under torchrun)."""
+    from .config import load_config
+    from .train import train as run_train
+
+    overrides = list(set_ or [])
+    if max_steps is not None:
+        if max_steps < 0:
+            fatal("--max-steps must be >= 0")
+        overrides.append(f"train.max_steps={max_steps}")
+    cfg = load_config(config, overrides)
+    for d in data + list(val or []):
+        if not d.exists():
+            fatal(f"{d}: no such file or directory")
+    rec = run_train(cfg, data, run_dir, list(val or []) or None, max_minutes, quiet)
+    if not quiet:
+        typer.echo(f"done: step {rec.get('step')}, checkpoint {run_dir / 'latest.pt'}", err=True)
+
+
+@app.command()
+def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None) -> None:
+    """Print the model card: size, receptive field, schedule, training data, stored policies."""
+    from .checkpoint import load
+
+    lm = load(model)
+    cfg, m = lm.config, lm.model
+    rf = m.receptive_field()
+    rates = list(cfg.data.sample_rates) or [16000]
+    meta = lm.meta
+    lines = [
+        f"model:            {lm.path} (sha256 {lm.sha256[:16]})",
+        f"parameters:       {m.num_parameters():,}",
+        f"backbone:         {cfg.model.blocks} blocks x {cfg.model.channels} channels, dilation cycle "
+        f"{cfg.model.dilation_cycle}, features '{cfg.model.features}'",
+        f"receptive field:  {rf} samples (" + ", ".join(f"{1000 * rf / r:.1f} ms at {r} Hz" for r in rates) + ")",
+        f"schedule:         {list(cfg.ardm.schedule)} (stages modelled: {list(m.stages)})",
+        f"known bits:       {cfg.ardm.known_bits} (models the {16 - cfg.ardm.known_bits} bits below)",
+        f"training data:    {meta.get('files', '?')} files, {float(meta.get('data_seconds', 0)) / 60:.1f} min, "
+        f"rates {meta.get('sample_rates', '?')}",
+        f"training:         {meta.get('steps', '?')} steps, {float(meta.get('train_seconds', 0)) / 60:.1f} min",
+        f"tracked ELBO:     {float(meta.get('tracked_bits', float('nan'))):.3f} bits/sample",
+        f"default steps:    {lm.recommended_steps()} calls per stage",
+        "stored policies:  " + ", ".join(
+            f"K={K}: {v['expected_bits']:.3f}" for K, v in read_policies(lm).items()) + " (expected bits/sample)",
+    ]
+    typer.echo("\n".join(lines))
+
+
+def read_policies(lm):  # type: ignore[no-untyped-def]
+    from .checkpoint import read_raw
+
+    assert lm.path is not None
+    return read_raw(lm.path).get("policies", {})
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (e.g. RUN_DIR/latest.pt).")],
+    out: Annotated[Path, typer.Argument(help="Where to write the inference-only model.")],
+    force: Annotated[bool, typer.Option("--force", "-f")] = False,
+) -> None:
+    """Strip training state from a checkpoint (EMA weights, config, policies remain)."""
+    from .checkpoint import export
+
+    export(checkpoint, out, force)
+
+
+def main() -> None:
+    """Entry point: run the app; user mistakes become one line on stderr and exit status 2."""
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

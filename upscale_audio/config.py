@@ -1,0 +1,201 @@
+"""Run configuration: frozen dataclasses, TOML files and ``--set section.key=value`` overrides.
+
+A :class:`RunConfig` has four sections (``model``, ``ardm``, ``data``, ``train``). It is saved inside
+every checkpoint as a plain dict, so a checkpoint always rebuilds exactly the network it was
+trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Non-causal WaveNet backbone (see ``model.py``)."""
+
+    channels: int = 64  # residual channels
+    blocks: int = 12  # gated residual blocks
+    dilation_cycle: int = 12  # dilations 1, 2, ..., 2**(cycle-1), repeated
+    kernel_size: int = 3
+    embed_dim: int = 32  # embedding of the top 8 bits of the current value
+    # "scaled": value also shown at the scale of the stage being predicted (detail features);
+    # "embed": x / 32768 plus an embedding of the top 8 bits; "plain": only x / 32768 (the
+    # paper's input). The last two are kept to measure the difference (benchmarks/).
+    features: str = "scaled"
+    smooth_width: int = 9  # moving-average width for the detail feature
+
+
+@dataclass(frozen=True)
+class ARDMConfig:
+    """The Upscale ARDM: which bits are modelled and how."""
+
+    schedule: tuple[int, ...] = (8, 8)  # stage widths in bits, most significant first, sum 16
+    known_bits: int = 8  # the model covers only stages below this many known bits (0: all 16 bits)
+    ce_weight: float = 1e-4  # weight of the un-reweighted CE term in the training loss
+    tracker_bins: int = 128  # per-step loss tracking resolution over t / D
+    tracker_momentum: float = 0.98
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    crop: int = 8000  # samples per training example (D during training)
+    sample_rates: tuple[int, ...] = ()  # filled in by training: rates seen in the data
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decay to lr * this over max_steps
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    max_steps: int = 10_000
+    log_every: int = 50
+    val_every: int = 1000
+    val_crops: int = 16
+    val_passes: int = 4
+    ckpt_every: int = 1000
+    seed: int = 0
+    num_threads: int = 0  # torch CPU threads (0: torch default)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ardm: ARDMConfig = field(default_factory=ARDMConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: _section_to_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise UserError(f"unknown config section(s) {sorted(unknown)}; expected model, ardm, data, train")
+        sections = {}
+        for f in dataclasses.fields(cls):
+            sec_cls = type(getattr(cls(), f.name))
+            sections[f.name] = _section_from_dict(sec_cls, d.get(f.name, {}), f.name)
+        cfg = cls(**sections)
+        validate(cfg)
+        return cfg
+
+    def replace(self, section: str, **kw: Any) -> RunConfig:
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **kw)})
+
+
+def _section_to_dict(sec: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(sec).items()}
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check ``value`` against the type of the field's default and convert lists to tuples."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value)
+        value = tuple(value) if ok else value
+    else:  # pragma: no cover
+        ok = True
+    if not ok:
+        raise UserError(f"config {where}: expected {type(default).__name__}, got {value!r}")
+    return value
+
+
+def _section_from_dict(sec_cls: type, d: dict[str, Any], name: str) -> Any:
+    defaults = sec_cls()
+    names = {f.name for f in dataclasses.fields(sec_cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise UserError(f"unknown key(s) {sorted(unknown)} in config section [{name}]; known: {sorted(names)}")
+    kw = {k: _coerce(v, getattr(defaults, k), f"{name}.{k}") for k, v in d.items()}
+    return sec_cls(**kw)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise :class:`UserError` for configs that cannot work."""
+    sched = cfg.ardm.schedule
+    if not sched or any(w < 1 or w > 16 for w in sched) or sum(sched) != 16:
+        raise UserError(f"ardm.schedule {list(sched)} must be widths of 1..16 bits summing to 16")
+    if not 0 <= cfg.ardm.known_bits < 16:
+        raise UserError(f"ardm.known_bits must be in 0..15, got {cfg.ardm.known_bits}")
+    if cfg.model.features not in ("scaled", "embed", "plain"):
+        raise UserError(f"model.features must be 'scaled', 'embed' or 'plain', got {cfg.model.features!r}")
+    if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:
+        raise UserError("model.kernel_size and model.smooth_width must be odd")
+    if cfg.data.crop < 2 or cfg.train.batch_size < 1:
+        raise UserError("data.crop must be >= 2 and train.batch_size >= 1")
+
+
+def parse_value(text: str) -> Any:
+    """Parse the right-hand side of ``--set key=value`` as a TOML value (bare words become strings)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a nested config dict (a new dict is returned)."""
+    out = {k: dict(v) for k, v in d.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=3e-4")
+        key, text = item.split("=", 1)
+        section, name = key.strip().split(".", 1)
+        out.setdefault(section, {})[name] = parse_value(text.strip())
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a TOML config file (or the defaults when ``path`` is None) and apply overrides."""
+    d: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file {p} not found; see configs/ for examples")
+        try:
+            d = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"config file {p} is not valid TOML: {e}") from None
+    return RunConfig.from_dict(apply_overrides(d, overrides or []))
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """Write a config as TOML (only the value types configs use: int, float, str, bool, int lists)."""
+    lines = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            if isinstance(v, bool):
+                s = "true" if v else "false"
+            elif isinstance(v, str):
+                s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                s = repr(v)
+            lines.append(f"{k} = {s}")
+        lines.append("")
+    return "\n".join(lines)

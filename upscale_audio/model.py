@@ -1,0 +1,190 @@
+"""Non-causal WaveNet-style backbone of the Upscale ARDM (ARDM_SPEC.md section 4).
+
+Per position the network sees the current value (known digits filled in, unknown digits zero), the
+revealed-mask of the current stage, a one-hot of the stage and, through an embedding added in every
+block, the global step. It returns logits for the digit of the current stage.
+
+How the value is presented (``ModelConfig.features``):
+
+* ``plain``  - the paper's input: x / 32768 - 1 only. One unit of the low byte is 3e-5 there, which
+  the network barely resolves.
+* ``embed``  - plain, plus an embedding of the top 8 bits of the value.
+* ``scaled`` - embed, plus the value at the scale of the stage being predicted: with unknown bits set
+  to their bin centre (x_hat) and ``range = 2**(bits below the stage's top)``, the detail
+  (x_hat - moving average) / range and the neighbour differences / range, clipped to +-8, and the
+  within-range position of revealed digits.
+
+Shapes: B batch, T time, C channels, W = 2**(widest modelled stage).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .bits import check_schedule
+from .config import ModelConfig
+
+CLIP = 8.0
+
+
+def _n_features(cfg: ModelConfig, n_stages: int) -> int:
+    base = {"plain": 1, "embed": 1, "scaled": 5}[cfg.features]
+    return base + 1 + n_stages  # + revealed mask + one-hot stage
+
+
+class ResidualBlock(nn.Module):
+    """Gated dilated conv: y = tanh(a) * sigmoid(b); residual (x + 1x1 y) / sqrt 2; skip 1x1 y."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int):
+        super().__init__()
+        self.step_proj = nn.Linear(channels * 4, channels)
+        self.dilated = nn.Conv1d(
+            channels, 2 * channels, kernel_size, dilation=dilation, padding=dilation * (kernel_size // 2)
+        )
+        self.res = nn.Conv1d(channels, channels, 1)
+        self.skip = nn.Conv1d(channels, channels, 1)
+        for conv in (self.dilated, self.res, self.skip):
+            nn.init.kaiming_normal_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [B, C, T], temb: [B, 4C] -> (residual [B, C, T], skip [B, C, T])."""
+        h = x + self.step_proj(temb)[:, :, None]  # not in place: x is needed for the residual
+        a, b = self.dilated(h).chunk(2, dim=1)
+        y = torch.tanh(a) * torch.sigmoid(b)
+        return (x + self.res(y)) / math.sqrt(2.0), self.skip(y)
+
+
+class UpscaleWaveNet(nn.Module):
+    """The backbone. Built from a :class:`ModelConfig`, the schedule and the stages it models."""
+
+    def __init__(self, cfg: ModelConfig, schedule: tuple[int, ...], stages: tuple[int, ...]):
+        super().__init__()
+        widths = check_schedule(schedule)
+        self.cfg = cfg
+        self.schedule = tuple(int(w) for w in widths)
+        self.stages = tuple(int(s) for s in stages)
+        self.n_stages = len(self.schedule)
+        lows = [16 - sum(self.schedule[: k + 1]) for k in range(self.n_stages)]
+        self.register_buffer("lows", torch.tensor(lows, dtype=torch.long), persistent=False)
+        self.register_buffer("widths", torch.tensor(self.schedule, dtype=torch.long), persistent=False)
+        C = cfg.channels
+        self.input_conv = nn.Conv1d(_n_features(cfg, self.n_stages), C, 3, padding=1)
+        self.top_embed = nn.Embedding(256, cfg.embed_dim) if cfg.features != "plain" else None
+        self.embed_proj = nn.Conv1d(cfg.embed_dim, C, 1) if self.top_embed is not None else None
+        self.step_mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.SiLU(), nn.Linear(4 * C, 4 * C), nn.SiLU())
+        self.dilations = [2 ** (i % cfg.dilation_cycle) for i in range(cfg.blocks)]
+        self.blocks = nn.ModuleList(ResidualBlock(C, cfg.kernel_size, d) for d in self.dilations)
+        self.head = nn.Conv1d(C, C, 1)
+        # one block of logits per modelled stage; offsets into the output channels
+        sizes = [2 ** self.schedule[s] for s in self.stages]
+        self.out_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.max_classes = max(sizes)
+        self.out = nn.Conv1d(C, sum(sizes), 1)
+        nn.init.zeros_(self.out.weight)  # uniform logits at init: the ELBO equals the modelled bits
+        nn.init.zeros_(self.out.bias)
+
+    # ------------------------------------------------------------------ geometry
+    def receptive_field(self) -> int:
+        """Input samples that can influence one output sample (two-sided)."""
+        half = 1 + sum(d * (self.cfg.kernel_size // 2) for d in self.dilations)  # input conv + blocks
+        if self.cfg.features == "scaled":
+            half += max(self.cfg.smooth_width // 2, 1)  # moving average / differences of x_hat
+        return 2 * half + 1
+
+    # ------------------------------------------------------------------ inputs
+    def features(
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float features [B, F, T] and x_hat [B, T] (value with unknown bits at their bin centre)."""
+        low = self.lows[stage][:, None]  # [B, 1]
+        width = self.widths[stage][:, None]
+        unknown = torch.where(revealed > 0.5, low, low + width)  # unknown low bits per position
+        centre = torch.where(unknown > 0, torch.pow(2.0, (unknown - 1).clamp(min=0).float()), 0.0)
+        x_hat = value.float() + centre
+        return self.features_from_xhat(x_hat, value, revealed, stage), x_hat
+
+    def features_from_xhat(
+        self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
+    ) -> torch.Tensor:
+        """Features from a float x_hat [B, T] (differentiable in x_hat, for the receptive-field probe)."""
+        onehot = F.one_hot(stage, self.n_stages).float()[:, :, None].expand(-1, -1, x_hat.shape[1])
+        feats = [x_hat / 32768.0 - 1.0]
+        if self.cfg.features == "scaled":
+            low = self.lows[stage][:, None]
+            width = self.widths[stage][:, None]
+            scale = torch.pow(2.0, (low + width).float())  # range of the bits at and below the stage
+            k = self.cfg.smooth_width
+            padded = F.pad(x_hat[:, None], (k // 2, k // 2), mode="replicate")
+            smooth = F.avg_pool1d(padded, k, stride=1)[:, 0]
+            edge = F.pad(x_hat[:, None], (1, 1), mode="replicate")[:, 0]
+            left = x_hat - edge[:, :-2]
+            right = edge[:, 2:] - x_hat
+            within = torch.remainder(value.float(), scale) + torch.pow(2.0, low.float()) / 2
+            feats += [
+                ((x_hat - smooth) / scale).clamp(-CLIP, CLIP),
+                (left / scale).clamp(-CLIP, CLIP),
+                (right / scale).clamp(-CLIP, CLIP),
+                revealed * (2.0 * within / scale - 1.0),
+            ]
+        return torch.cat([torch.stack(feats, 1), revealed[:, None], onehot], 1)
+
+    def step_embedding(self, t_frac: torch.Tensor) -> torch.Tensor:
+        """Sinusoidal embedding of the global step fraction t_frac [B] in [0, 1) -> [B, 4C]."""
+        half = self.cfg.channels // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t_frac.device) / max(half - 1, 1))
+        arg = (t_frac.float() * 1000.0)[:, None] * freqs[None]
+        return self.step_mlp(torch.cat([arg.sin(), arg.cos()], 1))
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
+    ) -> torch.Tensor:
+        """Digit logits of each example's stage.
+
+        Args:
+            value: long [B, T], current value u (known digits filled in, unknown digits zero).
+            revealed: float [B, T], 1 where the current stage's digit is already known.
+            stage: long [B], stage index (into the full schedule) of each example.
+            t_frac: float [B], global step as a fraction: (stage + t / D) / n_stages.
+        Returns:
+            float [B, T, W]; classes beyond 2**width of an example's stage are -inf.
+        """
+        feats, _ = self.features(value, revealed, stage)
+        return self.forward_features(feats, value, stage, t_frac)
+
+    def forward_features(
+        self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
+    ) -> torch.Tensor:
+        h = self.input_conv(feats)
+        if self.top_embed is not None and self.embed_proj is not None:
+            top = (value >> 8).clamp(0, 255)
+            h = h + self.embed_proj(self.top_embed(top).transpose(1, 2))
+        h = F.relu(h)
+        temb = self.step_embedding(t_frac)
+        skip = torch.zeros_like(h)
+        for block in self.blocks:
+            h, s = block(h, temb)
+            skip = skip + s
+        out = self.out(F.relu(self.head(F.relu(skip / math.sqrt(len(self.blocks))))))  # [B, sum, T]
+        return self._select(out, stage)
+
+    def _select(self, out: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
+        """Pick each example's stage block from the stacked output -> [B, T, W] (-inf padded)."""
+        B, _, T = out.shape
+        if len(self.stages) == 1:
+            return out.transpose(1, 2)
+        res = out.new_full((B, self.max_classes, T), float("-inf"))
+        for i, s in enumerate(self.stages):
+            sel = stage == s
+            if sel.any():
+                n = 2 ** self.schedule[s]
+                res[sel, :n] = out[sel, self.out_offsets[i] : self.out_offsets[i] + n]
+        return res.transpose(1, 2)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
