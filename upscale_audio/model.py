@@ -160,10 +160,12 @@ class UpscaleWaveNet(nn.Module):
     def forward_features(
         self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
     ) -> torch.Tensor:
-        h = self.input_conv(feats)
+        # the input layer runs in float32 even under autocast: bf16 would round away the low bits
+        with torch.autocast(feats.device.type, enabled=False):
+            h = self.input_conv(feats.float())
         if self.top_embed is not None and self.embed_proj is not None:
             top = (value >> 8).clamp(0, 255)
-            h = h + self.embed_proj(self.top_embed(top).transpose(1, 2))
+            h = h + self.embed_proj(self.top_embed(top).transpose(1, 2)).float()
         h = F.relu(h)
         temb = self.step_embedding(t_frac)
         skip = torch.zeros_like(h)

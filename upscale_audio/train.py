@@ -182,9 +182,15 @@ def train(
         if step % cfg.train.ckpt_every == 0:
             save(record)
     bar.close()
-    if val_crops is not None and rank == 0:
-        record = {**record, "step": step, "val_bpd": validate(ema, val_crops, cfg, cfg.train.val_passes, device),
-                  "final": True}
+    if rank == 0:
+        if window_n:  # steps since the last log line
+            dt = time.time() - t_window
+            record = {"step": step, "bpd": window_loss / window_n, "lr": lr_at(cfg, 1.0, step),
+                      "samples_per_s": window_n * cfg.train.batch_size * cfg.data.crop * world / max(dt, 1e-9),
+                      "elapsed_s": elapsed_before + time.time() - t_start}
+        record = {**record, "step": step, "final": True}
+        if val_crops is not None:
+            record["val_bpd"] = validate(ema, val_crops, cfg, cfg.train.val_passes, device)
         assert log is not None
         log.write(json.dumps(record) + "\n")
     save(record)

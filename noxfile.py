@@ -1,0 +1,56 @@
+"""nox sessions: tests, lint, typecheck, bench.
+
+The CPU build of torch is installed first (a plain `pip install torch` would fetch a CUDA build
+of several GB); set UPSCALE_AUDIO_TORCH to pin another version.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+TORCH = os.environ.get("UPSCALE_AUDIO_TORCH", "torch==2.13.0")
+
+
+def _install(session: nox.Session, extra: str) -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extra}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Fast CPU tests (slow ones: `nox -s tests -- -m slow`)."""
+    _install(session, "test")
+    session.run("pytest", *(session.posargs or ["-q"]), env={"OMP_NUM_THREADS": "2"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "upscale_audio", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    _install(session, "dev")
+    session.run("mypy", "upscale_audio")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: bit kernels, backbone throughput, and (with a corpus) restore quality and speed.
+
+    The corpus comes from ../shared/corpus/make_corpus.sh; set UPSCALE_AUDIO_CORPUS if it is not in
+    ~/.cache/upscale-audio-corpus/corpus. Results go to bench-results/*.json.
+    """
+    _install(session, "dev")
+    session.run("python", "benchmarks/bench_bits.py")
+    session.run("python", "benchmarks/bench_throughput.py", "--config", "configs/default.toml")
+    corpus = os.environ.get("UPSCALE_AUDIO_CORPUS", os.path.expanduser("~/.cache/upscale-audio-corpus/corpus"))
+    if os.path.isdir(corpus):
+        session.run("python", "benchmarks/bench_enhance.py", "--corpus", corpus, *session.posargs)
+    else:
+        session.log(f"no corpus at {corpus}: skipping the restore benchmark (see README)")
