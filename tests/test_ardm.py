@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import tiny_config
 from upscale_audio import ardm
 from upscale_audio.checkpoint import build_model
-from tests.conftest import tiny_config
 
 
 @pytest.mark.parametrize(

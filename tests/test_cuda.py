@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import TINY, save_tiny_model, speechlike
 from upscale_audio import ardm, bits, checkpoint
+from upscale_audio.config import load_config
 from upscale_audio.enhance import bits_per_sample, enhance_array
 from upscale_audio.train import train
-from tests.conftest import TINY, save_tiny_model, speechlike
-from upscale_audio.config import load_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 CUDA = torch.device("cuda")

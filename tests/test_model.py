@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from upscale_audio.checkpoint import build_model
 from tests.conftest import tiny_config
+from upscale_audio.checkpoint import build_model
 
 
 def _inputs(B: int, T: int, stage: int = 1):  # type: ignore[no-untyped-def]
@@ -17,7 +17,7 @@ def _inputs(B: int, T: int, stage: int = 1):  # type: ignore[no-untyped-def]
     return value, revealed, torch.full((B,), stage), torch.rand(B)
 
 
-@pytest.mark.parametrize("features", ["scaled", "embed", "plain"])
+@pytest.mark.parametrize("features", ["predict", "scaled", "embed", "plain"])
 def test_receptive_field_matches_gradient_probe(features: str) -> None:
     m = build_model(tiny_config(features=features))
     with torch.no_grad():

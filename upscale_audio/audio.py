@@ -17,6 +17,7 @@ import soundfile as sf
 
 from . import bits
 from .errors import UserError
+from .files import umask_mode
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".au", ".caf", ".w64", ".rf64"}
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -147,6 +148,7 @@ def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, umask_mode())  # mkstemp makes 0600; give the file the mode a plain open() would
         sf.write(tmp, samples.T, rate, subtype="PCM_16", format=WRITE_FORMATS[p.suffix.lower()])
         if p.exists() and not force:  # appeared while we were writing
             raise UserError(f"{p}: exists; use --force to overwrite")

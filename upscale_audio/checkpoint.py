@@ -24,6 +24,7 @@ from . import __version__, policy
 from .ardm import StageMaps, StepLossTracker
 from .config import RunConfig
 from .errors import UserError
+from .files import umask_mode
 from .model import UpscaleWaveNet
 
 FORMAT = "upscale_audio.checkpoint"
@@ -70,6 +71,7 @@ def atomic_save(obj: dict[str, Any], path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, umask_mode())
         torch.save(obj, tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -98,6 +97,8 @@ def enhance(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
     """Restore low-bit audio to 16 bits. Known high bits never change."""
+    from tqdm import tqdm
+
     from . import audio
     from .enhance import enhance_array, file_key, restore_simple
 
@@ -124,6 +125,10 @@ def enhance(
 
         lm = load(model)
         dev = _device(device)
+        if dev.type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank
+            import torch
+
+            dev = torch.device(f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}")
     for n, (src, dst) in enumerate(plan):
         if n % world != rank:  # torchrun: files are sharded across ranks
             continue
@@ -142,11 +147,16 @@ def enhance(
                       "use --method bin-centre or a model trained with fewer known bits")
             rates = lm.config.data.sample_rates
             if rates and a.rate not in rates and not quiet:
-                warnings.warn(f"{src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}",
-                              stacklevel=1)
+                typer.echo(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data "
+                           f"{list(rates)}; output may be worse (no resampling is done)", err=True)
             chunk = int(chunk_seconds * a.rate) if chunk_seconds else None
-            res = enhance_array(u, known, lm, mode=mode.value, steps=k_steps, naive=policy == PolicyKind.naive,
-                                key=file_key(seed, src), device=dev, chunk=chunk, rate=a.rate)
+            n_stages = len(lm.maps.modelled_stages(known))
+            per_stage = a.frames if k_steps == "full" else (k_steps or lm.recommended_steps())
+            with tqdm(total=1 if mode == Mode.mean else n_stages * int(per_stage), desc=src.name, unit="call",
+                      disable=quiet or not sys.stderr.isatty(), leave=False) as bar:
+                res = enhance_array(u, known, lm, mode=mode.value, steps=k_steps, naive=policy == PolicyKind.naive,
+                                    key=file_key(seed, src), device=dev, chunk=chunk, rate=a.rate,
+                                    progress=bar.update)
             out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
                                   f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
         else:

@@ -33,7 +33,7 @@ class ModelConfig:
     # "scaled": value also shown at the scale of the stage being predicted (detail features);
     # "embed": x / 32768 plus an embedding of the top 8 bits; "plain": only x / 32768 (the
     # paper's input). The last two are kept to measure the difference (benchmarks/).
-    features: str = "scaled"
+    features: str = "predict"
     smooth_width: int = 9  # moving-average width for the detail feature
 
 
@@ -142,8 +142,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"ardm.schedule {list(sched)} must be widths of 1..16 bits summing to 16")
     if not 0 <= cfg.ardm.known_bits < 16:
         raise UserError(f"ardm.known_bits must be in 0..15, got {cfg.ardm.known_bits}")
-    if cfg.model.features not in ("scaled", "embed", "plain"):
-        raise UserError(f"model.features must be 'scaled', 'embed' or 'plain', got {cfg.model.features!r}")
+    if cfg.model.features not in ("predict", "scaled", "embed", "plain"):
+        raise UserError(f"model.features must be predict, scaled, embed or plain; got {cfg.model.features!r}")
     if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:
         raise UserError("model.kernel_size and model.smooth_width must be odd")
     if cfg.data.crop < 2 or cfg.train.batch_size < 1:

@@ -141,7 +141,7 @@ def bits_per_sample(
         u = torch.from_numpy(np.asarray(x, dtype=np.int64))
         idx = np.arange(u.shape[1])
 
-        def order_key(s: int, n: int = n, rows: int = u.shape[0]) -> torch.Tensor:
+        def order_key(s: int, n: int = n, rows: int = u.shape[0], idx: np.ndarray = idx) -> torch.Tensor:
             return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(seed, n, c), s, idx)
                                               for c in range(rows)]))
 

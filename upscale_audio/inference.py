@@ -172,6 +172,8 @@ def generate(
         hi_shift = low + width
         if mode == "mean":
             _mean_stage(runner, u, known, s, low, hi_shift, known_bits, maps)
+            if progress:
+                progress(1)
             return u, calls + 1
         if policies is None:  # one position per call: exact ranks of the keyed order
             keys = np.stack([ardm.order_keys(row_keys[r], s, np.arange(T)) for r in range(B)])

@@ -32,7 +32,7 @@ CLIP = 8.0
 
 
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
-    base = {"plain": 1, "embed": 1, "scaled": 5}[cfg.features]
+    base = {"plain": 1, "embed": 1, "scaled": 5, "predict": 8}[cfg.features]
     return base + 1 + n_stages  # + revealed mask + one-hot stage
 
 
@@ -92,8 +92,8 @@ class UpscaleWaveNet(nn.Module):
     def receptive_field(self) -> int:
         """Input samples that can influence one output sample (two-sided)."""
         half = 1 + sum(d * (self.cfg.kernel_size // 2) for d in self.dilations)  # input conv + blocks
-        if self.cfg.features == "scaled":
-            half += max(self.cfg.smooth_width // 2, 1)  # moving average / differences of x_hat
+        if self.cfg.features in ("scaled", "predict"):
+            half += max(self.cfg.smooth_width // 2, 1 if self.cfg.features == "scaled" else 2)
         return 2 * half + 1
 
     # ------------------------------------------------------------------ inputs
@@ -114,6 +114,8 @@ class UpscaleWaveNet(nn.Module):
         """Features from a float x_hat [B, T] (differentiable in x_hat, for the receptive-field probe)."""
         onehot = F.one_hot(stage, self.n_stages).float()[:, :, None].expand(-1, -1, x_hat.shape[1])
         feats = [x_hat / 32768.0 - 1.0]
+        if self.cfg.features == "predict":
+            feats += self._predictor_features(x_hat, value, revealed, stage)
         if self.cfg.features == "scaled":
             low = self.lows[stage][:, None]
             width = self.widths[stage][:, None]
@@ -132,6 +134,41 @@ class UpscaleWaveNet(nn.Module):
                 revealed * (2.0 * within / scale - 1.0),
             ]
         return torch.cat([torch.stack(feats, 1), revealed[:, None], onehot], 1)
+
+    def _predictor_features(
+        self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Local predictions of each sample from its neighbours, as (prediction - x_hat) / range.
+
+        Where a prediction falls inside the bin is what the low bits depend on: a good predictor
+        puts it within a few bins, so the offsets are clipped to +-8 bins of the stage's range::
+
+            interp  (x[n-1] + x[n+1]) / 2          cubic  (-x[n-2] + 9 x[n-1] + 9 x[n+1] - x[n+2]) / 16
+            left    2 x[n-1] - x[n-2]              right  2 x[n+1] - x[n+2]
+            smooth  moving average over smooth_width samples
+        """
+        low = self.lows[stage][:, None]
+        width = self.widths[stage][:, None]
+        scale = torch.pow(2.0, (low + width).float())
+        k = max(self.cfg.smooth_width // 2, 2)
+        p = F.pad(x_hat[:, None], (k, k), mode="replicate")[:, 0]
+        T = x_hat.shape[1]
+
+        def at(o: int) -> torch.Tensor:  # x[n + o]
+            return p[:, k + o : k + o + T]
+
+        smooth = F.avg_pool1d(p[:, None, k - self.cfg.smooth_width // 2 : p.shape[1] - k + self.cfg.smooth_width // 2],
+                              self.cfg.smooth_width, stride=1)[:, 0]
+        preds = [
+            (at(-1) + at(1)) / 2,
+            (-at(-2) + 9 * at(-1) + 9 * at(1) - at(2)) / 16,
+            2 * at(-1) - at(-2),
+            2 * at(1) - at(2),
+            smooth,
+        ]
+        within = torch.remainder(value.float(), scale) + torch.pow(2.0, low.float()) / 2
+        out = [((q - x_hat) / scale).clamp(-CLIP, CLIP) for q in preds]
+        return out + [revealed * (2.0 * within / scale - 1.0), torch.log2(scale).expand_as(x_hat) / 16]
 
     def step_embedding(self, t_frac: torch.Tensor) -> torch.Tensor:
         """Sinusoidal embedding of the global step fraction t_frac [B] in [0, 1) -> [B, 4C]."""

@@ -158,8 +158,9 @@ def train(
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
         opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - cfg.train.ema)
+        with torch.no_grad():  # EMA with warm-up: early on the average must not sit at the init
+            decay = min(cfg.train.ema, (1 + step) / (10 + step))
+            torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
         tracker.update(out["stage"], out["t_over_d"], out["step_loss"])
         step += 1
         bar.update(1)

@@ -1,0 +1,142 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written or not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import save_tiny_model, speechlike
+from upscale_audio import audio, bits, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Call the console-script entry point in-process; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["upscale-audio", *map(str, args)])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def u8_file(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    x = speechlike(8000, channels=2)
+    p = tmp_path / "clip.wav"
+    audio.write_u8(p, x, 16000)
+    return p, x
+
+
+def test_bin_centre_restores_with_the_hand_computed_snr(u8_file, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    p, x = u8_file
+    code, _, err = run(["enhance", p, "--method", "bin-centre"], capsys, monkeypatch)
+    assert code == 0, err
+    out = audio.read(p.with_name("clip.16bit.wav"))
+    assert out.subtype == "PCM_16" and out.channels == 2 and out.rate == 16000
+    u = x.astype(np.int64) + 32768
+    np.testing.assert_array_equal(out.u >> 8, u >> 8)
+    hand = ((u >> 8) << 8) + 128 - 32768  # middle of each 256-wide bin
+    snr = lambda ref, est: 10 * np.log10(np.sum(ref.astype(float) ** 2) / np.sum((ref - est).astype(float) ** 2))  # noqa: E731
+    assert snr(x, out.samples) == pytest.approx(snr(x, hand), abs=1e-9)
+    assert snr(x, out.samples) > snr(x, (((u >> 8) << 8) - 32768))  # beats zero-fill
+
+
+def test_zero_method_and_outputs_for_directories(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    audio.write_u8(src / "a.wav", speechlike(500), 8000)
+    audio.write_u8(src / "sub" / "b.wav", speechlike(700, channels=2), 44100)
+    code, _, err = run(["enhance", src, "-o", tmp_path / "out", "--method", "zero", "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    a, b = audio.read(tmp_path / "out" / "a.16bit.wav"), audio.read(tmp_path / "out" / "sub" / "b.16bit.wav")
+    assert (a.rate, a.channels, b.rate, b.channels) == (8000, 1, 44100, 2)
+    assert np.all((a.u & 255) == 0)
+
+
+def test_ardm_enhance_and_bpd_and_info_with_a_model(u8_file, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    p, x = u8_file
+    m = save_tiny_model(tmp_path / "m.pt")
+    for mode in ("sample", "mean"):
+        code, _, err = run(["enhance", p, "--model", m, "--mode", mode, "--steps", "3", "-o",
+                            tmp_path / f"{mode}.flac"], capsys, monkeypatch)
+        assert code == 0, err
+        assert "1 stage(s)" in err and "real time" in err
+        y = audio.read(tmp_path / f"{mode}.flac")
+        np.testing.assert_array_equal(bits.keep_top_bits(y.u, 8), bits.keep_top_bits(x.astype(np.int64) + 32768, 8))
+    wav16 = tmp_path / "x16.wav"
+    sf.write(wav16, x.T, 16000, subtype="PCM_16")
+    code, out, err = run(["bpd", wav16, "--model", m, "--json", "--passes", "2"], capsys, monkeypatch)
+    assert code == 0, err
+    d = json.loads(out)
+    assert {"bits_per_sample", "stderr", "samples", "files"} <= set(d) and d["samples"] == 16000
+    code, out, _ = run(["bpd", wav16, "--model", m, "--steps", "4"], capsys, monkeypatch)
+    assert code == 0 and "exact" in out
+    code, out, _ = run(["info", "--model", m], capsys, monkeypatch)
+    assert code == 0 and "receptive field" in out and "schedule" in out
+
+
+def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    good = tmp_path / "good.wav"
+    audio.write_u8(good, speechlike(400), 8000)
+    full = tmp_path / "full.wav"
+    sf.write(full, speechlike(400).T, 8000, subtype="PCM_16")
+    (tmp_path / "text.wav").write_text("hello")
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 1), np.int16), 8000, subtype="PCM_16")
+    trunc = tmp_path / "trunc.wav"
+    sf.write(trunc, speechlike(4000).T, 8000, subtype="PCM_U8")
+    trunc.write_bytes(trunc.read_bytes()[:1000])
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "good.16bit.wav").write_bytes(b"precious")
+    return [
+        (["enhance", tmp_path / "missing.wav", "--method", "zero"], "no such file"),
+        (["enhance", tmp_path / "emptydir", "--method", "zero"], "no audio files"),
+        (["enhance", tmp_path / "text.wav", "--method", "zero", "-o", tmp_path / "o1.wav"], "cannot read"),
+        (["enhance", tmp_path / "empty.wav", "--method", "zero", "-o", tmp_path / "o2.wav"], "no samples"),
+        (["enhance", trunc, "--method", "zero", "-o", tmp_path / "o3.wav"], "truncated"),
+        (["enhance", good, "--method", "zero"], "exists; use --force"),
+        (["enhance", full, "--method", "zero", "-o", tmp_path / "o4.wav"], "nothing to restore"),
+        (["enhance", good, "--method", "zero", "-o", tmp_path / "nodir" / "x" / "o.mp3"], ".wav or .flac"),
+        (["enhance", good, "--model", tmp_path / "nomodel.pt", "-o", tmp_path / "o5.wav"], "no such model"),
+        (["enhance", good, "--steps", "zero", "-o", tmp_path / "o6.wav"], "--steps"),
+        (["bpd", good, "--model", tmp_path / "nomodel.pt"], "no such model"),
+        (["train", tmp_path / "emptydir", "--config", tmp_path / "none.toml", "--run-dir", tmp_path / "r"],
+         "not found"),
+    ]
+
+
+def test_every_bad_input_gives_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cases = _bad_cases(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for args, msg in cases:
+        code, out, err = run(args, capsys, monkeypatch)
+        assert code != 0, args
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and msg in lines[0] and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, nothing lost
+    assert (tmp_path / "good.16bit.wav").read_bytes() == b"precious"
+
+
+def test_sixteen_bit_input_with_bits_option_is_accepted(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    full = tmp_path / "full.wav"
+    x = speechlike(400)
+    sf.write(full, x.T, 8000, subtype="PCM_16")
+    code, _, err = run(["enhance", full, "--method", "bin-centre", "--bits", "10", "-q"], capsys, monkeypatch)
+    assert code == 0, err
+    y = audio.read(tmp_path / "full.16bit.wav")
+    np.testing.assert_array_equal(y.u >> 6, (x.astype(np.int64) + 32768) >> 6)
+
+
+def test_console_script_process_exit_code_and_message(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "upscale_audio", "enhance", str(tmp_path / "nope.wav")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nope.wav: no such file" in r.stderr

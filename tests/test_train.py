@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from tests.conftest import TINY, speechlike
+from upscale_audio import checkpoint
+from upscale_audio.config import load_config
+from upscale_audio.errors import UserError
+from upscale_audio.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(3):
+        sf.write(d / f"{i}.wav", speechlike(6000, seed=i, channels=1 + i % 2).T, 16000, subtype="PCM_16")
+    sf.write(d / "eight.wav", ((speechlike(3000) >> 8) << 8).T, 16000, subtype="PCM_16")  # skipped: 8 bits
+    return d
+
+
+def test_train_learns_writes_checkpoints_and_resumes(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = load_config(TINY, ["train.max_steps=30", "train.lr=5e-3"])
+    rec = train(cfg, [data], run, [data], quiet=True)
+    assert rec["step"] == 30 and rec["val_bpd"] < 8.0  # learnt something below uniform
+    lm = checkpoint.load(run / "latest.pt")
+    assert lm.meta["steps"] == 30 and lm.meta["files"] == 3 and lm.config.data.sample_rates == (16000,)
+    assert lm.tracker.counts.sum() == 30 * 4
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["final"] and log[0]["step"] == 5
+    with pytest.raises(UserError, match="already finished"):
+        train(cfg, [data], run, quiet=True)
+    rec = train(load_config(TINY, ["train.max_steps=40", "train.lr=5e-3"]), [data], run, quiet=True)
+    assert rec["step"] == 40 and checkpoint.load(run / "latest.pt").meta["steps"] == 40
+    with pytest.raises(UserError, match="another model"):
+        train(load_config(TINY, ["train.max_steps=50", "model.channels=4"]), [data], run, quiet=True)
+
+
+def test_max_steps_zero_writes_the_untrained_model(data: Path, tmp_path: Path) -> None:
+    train(load_config(TINY, ["train.max_steps=0"]), [data], tmp_path / "r0", quiet=True)
+    lm = checkpoint.load(tmp_path / "r0" / "latest.pt")
+    assert lm.meta["steps"] == 0
+    assert all((p == 0).all() for p in (lm.model.out.weight, lm.model.out.bias))
+
+
+def test_same_seed_same_training(data: Path, tmp_path: Path) -> None:
+    cfg = load_config(TINY, ["train.max_steps=5"])
+    a = train(cfg, [data], tmp_path / "a", quiet=True)
+    b = train(cfg, [data], tmp_path / "b", quiet=True)
+    assert a["bpd"] == b["bpd"]
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu_with_gloo(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+           "-m", "upscale_audio", "train", str(data), "--config", str(TINY), "--run-dir", str(run),
+           "--max-steps", "6", "--quiet"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lm = checkpoint.load(run / "latest.pt")
+    assert lm.meta["steps"] == 6 and lm.meta["world_size"] == 2
