@@ -51,7 +51,7 @@ def tiny_model(tmp_path: Path) -> Path:
     return save_tiny_model(tmp_path / "tiny.pt")
 
 
-def speechlike(T: int, rate: int = 16000, seed: int = 0, channels: int = 1) -> np.ndarray:
+def speechlike(T: int, rate: int = 16000, seed: int = 0, channels: int = 1, noise: float = 200.0) -> np.ndarray:
     """Int16 [C, T]: a few harmonics with vibrato plus noise (every low bit in use)."""
     rng = np.random.default_rng(seed)
     t = np.arange(T) / rate
@@ -59,6 +59,6 @@ def speechlike(T: int, rate: int = 16000, seed: int = 0, channels: int = 1) -> n
     for c in range(channels):
         f0 = 120 + 30 * np.sin(2 * np.pi * 3 * t + c)
         ph = 2 * np.pi * np.cumsum(f0) / rate
-        x = sum(np.sin(k * ph) / k for k in range(1, 8)) * 6000 + rng.normal(0, 200, T)
+        x = sum(np.sin(k * ph) / k for k in range(1, 8)) * 6000 + rng.normal(0, noise, T)
         out.append(np.clip(np.round(x), -32768, 32767))
     return np.array(out, dtype=np.int16)

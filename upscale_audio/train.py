@@ -108,7 +108,9 @@ def train(
         gen.set_state(tr["rng"])
     net: torch.nn.Module = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=True
+        )
 
     meta_base = {"data": [str(p) for p in data], "files": corpus.files, "data_seconds": corpus.seconds,
                  "sample_rates": list(corpus.rates), "world_size": world}
