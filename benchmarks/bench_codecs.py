@@ -30,7 +30,7 @@ CODECS = {
 
 
 def size(codec: str, wav: Path, tmp: Path) -> int:
-    out = tmp / (wav.name + "." + codec.split()[0])
+    out = tmp / (wav.name + (".flac" if codec.startswith("flac") else ".wv"))
     subprocess.run([a.replace("{i}", str(wav)).replace("{o}", str(out)) for a in CODECS[codec]], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     n = out.stat().st_size
