@@ -92,7 +92,7 @@ def enhance(
     bits: Annotated[int | None, typer.Option("--bits", help="Known high bits (default: detected).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 2 s CPU, 20 s GPU).")] = None,
+    chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 16000 samples on CPU, 20 s on GPU).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:

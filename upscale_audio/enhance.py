@@ -119,7 +119,7 @@ def bits_per_sample(
         raise ValueError(f"the model covers only the bits below {lm.known_bits}; use --given-bits {lm.known_bits} "
                          "or more")
     device = device or torch.device("cpu")
-    runner = ChunkedRunner(lm.model, device, chunk or 65536)
+    runner = ChunkedRunner(lm.model, device, chunk or default_chunk(16000, device))
     ce_fn = runner.ce_fn()
     maps = lm.maps
     total_samples = sum(int(np.asarray(x).size) for x in items)

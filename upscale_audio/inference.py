@@ -73,12 +73,12 @@ def batches(ws: list[Window], max_batch: int) -> Iterator[list[Window]]:
 class ChunkedRunner:
     """Runs a model over long sequences in chunks. ``chunk``: core samples per window."""
 
-    def __init__(self, model: UpscaleWaveNet, device: torch.device, chunk: int = 32768, max_batch: int = 8):
+    def __init__(self, model: UpscaleWaveNet, device: torch.device, chunk: int = 16000, max_batch: int | None = None):
         self.model = model.eval().to(device)
         self.device = device
         self.halo = model.receptive_field() // 2
         self.chunk = max(1, int(chunk))
-        self.max_batch = max_batch
+        self.max_batch = max_batch or default_batch(device)
         self.autocast = device.type == "cuda"
 
     def _logits(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray) -> torch.Tensor:
@@ -257,6 +257,11 @@ def _mean_stage(
 
 
 def default_chunk(rate: int, device: torch.device) -> int:
-    """Core chunk length: ~2 s of audio on CPU, ~20 s on GPU (a few hundred MB of activations)."""
-    seconds = 20.0 if device.type == "cuda" else 2.0
-    return int(math.ceil(seconds * max(rate, 8000)))
+    """Core chunk length: 16000 samples on CPU (activations stay in cache: measured fastest among
+    4000..64000), ~20 s of audio on GPU (a few hundred MB of activations)."""
+    return int(math.ceil(20.0 * max(rate, 8000))) if device.type == "cuda" else 16000
+
+
+def default_batch(device: torch.device) -> int:
+    """Windows per network call: one on CPU (cache), eight on GPU."""
+    return 8 if device.type == "cuda" else 1
