@@ -10,7 +10,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 TORCH = os.environ.get("UPSCALE_AUDIO_TORCH", "torch==2.13.0")
 

@@ -49,6 +49,7 @@ class ResidualBlock(nn.Module):
         self.skip = nn.Conv1d(channels, channels, 1)
         for conv in (self.dilated, self.res, self.skip):
             nn.init.kaiming_normal_(conv.weight)
+            assert conv.bias is not None
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +62,9 @@ class ResidualBlock(nn.Module):
 
 class UpscaleWaveNet(nn.Module):
     """The backbone. Built from a :class:`ModelConfig`, the schedule and the stages it models."""
+
+    lows: torch.Tensor  # [S] bits below each stage (buffer)
+    widths: torch.Tensor  # [S] stage widths in bits (buffer)
 
     def __init__(self, cfg: ModelConfig, schedule: tuple[int, ...], stages: tuple[int, ...]):
         super().__init__()
@@ -86,6 +90,7 @@ class UpscaleWaveNet(nn.Module):
         self.max_classes = max(sizes)
         self.out = nn.Conv1d(C, sum(sizes), 1)
         nn.init.zeros_(self.out.weight)  # uniform logits at init: the ELBO equals the modelled bits
+        assert self.out.bias is not None
         nn.init.zeros_(self.out.bias)
 
     # ------------------------------------------------------------------ geometry
