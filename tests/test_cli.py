@@ -140,3 +140,23 @@ def test_console_script_process_exit_code_and_message(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "upscale_audio", "enhance", str(tmp_path / "nope.wav")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nope.wav: no such file" in r.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_enhance_shards_files_across_ranks(tmp_path: Path) -> None:
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        audio.write_u8(src / f"f{i}.wav", speechlike(300, seed=i), 8000)
+    m = save_tiny_model(tmp_path / "m.pt")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29571",
+           "-m", "upscale_audio", "enhance", str(src), "-o", str(tmp_path / "out"), "--model", str(m),
+           "--steps", "2", "--device", "cpu"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    outs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outs == [f"f{i}.16bit.wav" for i in range(4)]
+    assert r.stderr.count(" -> ") == 4  # each file written once, by one rank
