@@ -37,12 +37,18 @@ def u8_file(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return p, x
 
 
-def test_bin_centre_restores_with_the_hand_computed_snr(u8_file, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    p, x = u8_file
+@pytest.mark.parametrize("clip", ["speech_ru_16k", "organ_stereo_44k"])
+def test_bin_centre_restores_with_the_hand_computed_snr(clip, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A real 16-bit recording (samples/), truncated to 8 bits as an unsigned 8-bit WAV."""
+    orig = audio.read(ROOT / "samples" / f"{clip}.16bit-original.wav")
+    assert orig.samples is not None and orig.significant_bits == 16
+    x = orig.samples
+    p = tmp_path / "clip.wav"
+    audio.write_u8(p, x, orig.rate)
     code, _, err = run(["enhance", p, "--method", "bin-centre"], capsys, monkeypatch)
     assert code == 0, err
     out = audio.read(p.with_name("clip.16bit.wav"))
-    assert out.subtype == "PCM_16" and out.channels == 2 and out.rate == 16000
+    assert out.subtype == "PCM_16" and out.channels == orig.channels and out.rate == orig.rate
     u = x.astype(np.int64) + 32768
     np.testing.assert_array_equal(out.u >> 8, u >> 8)
     hand = ((u >> 8) << 8) + 128 - 32768  # middle of each 256-wide bin
