@@ -9,14 +9,13 @@ On CUDA, training uses bf16 autocast as ``train.py`` does and timings synchronis
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from report import device_name, print_table, write_json
 
 from upscale_audio import ardm
 from upscale_audio.checkpoint import build_model
@@ -82,21 +81,15 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if args.device == "auto" else args.device))
-    name = torch.cuda.get_device_name() if dev.type == "cuda" else f"{platform.machine()} x{torch.get_num_threads()} threads"
     rows = []
     for b in args.batch:
         r = measure(args.config, dev, b, args.crop, args.repeats)
         rows.append({"batch": b, "crop": args.crop, **r})
-    print(f"\nThroughput of {args.config} on {dev} ({name}), torch {torch.__version__}:\n")
-    print("| batch x crop | params | train samples/s | inference samples/s | inference x real time at 16 kHz |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['batch']} x {r['crop']} | {r['params']:,} | {r['train_samples_per_s']:,.0f} | "
-              f"{r['infer_samples_per_s']:,.0f} | {r['infer_samples_per_s'] / 16000:.1f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": str(dev), "device_name": name, "torch": torch.__version__,
-                                    "config": str(args.config), "rows": rows}, indent=1))
-
+    print_table(f"Throughput of {args.config} on {dev} ({device_name(dev)}), torch {torch.__version__}:",
+                ["batch x crop", "params", "train samples/s", "inference samples/s", "inference x real time at 16 kHz"],
+                [[f"{r['batch']} x {r['crop']}", f"{r['params']:,}", f"{r['train_samples_per_s']:,.0f}",
+                  f"{r['infer_samples_per_s']:,.0f}", f"{r['infer_samples_per_s'] / 16000:.1f}"] for r in rows])
+    write_json(args.out, dev, rows, config=str(args.config))
 
 if __name__ == "__main__":
     main()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from report import device_name, print_table, write_json
 
 from upscale_audio import audio, checkpoint
 from upscale_audio.config import load_config
@@ -66,18 +66,13 @@ def main() -> None:
                "wall_s": time.time() - t0, "run_dir": str(run_dir)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"\nTraining at equal time ({args.minutes} min each) on {device} ({name}); held-out bits/sample "
-          f"below the top {args.given_bits} bits ({args.passes} ELBO passes):\n")
-    print("| variant | overrides | params | steps | train samples/s | held-out bpd | s.e. |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {' '.join(r['overrides']) or '(base)'} | {r['params']:,} | {r['steps']} | "
-              f"{r['train_samples_per_s'] or 0:,.0f} | {r['heldout_bpd']:.4f} | {r['heldout_stderr']:.4f} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": str(device), "device_name": name, "torch": torch.__version__,
-                                    "config": str(args.config), "rows": rows}, indent=1))
-
+    print_table(f"Training at equal time ({args.minutes} min each) on {device} ({device_name(device)}); held-out "
+                f"bits/sample below the top {args.given_bits} bits ({args.passes} ELBO passes):",
+                ["variant", "overrides", "params", "steps", "train samples/s", "held-out bpd", "s.e."],
+                [[r["variant"], " ".join(r["overrides"]) or "(base)", f"{r['params']:,}", str(r["steps"]),
+                  f"{r['train_samples_per_s'] or 0:,.0f}", f"{r['heldout_bpd']:.4f}", f"{r['heldout_stderr']:.4f}"]
+                 for r in rows])
+    write_json(args.out, device, rows, config=str(args.config))
 
 if __name__ == "__main__":
     main()
