@@ -52,5 +52,6 @@ def bench(session: nox.Session) -> None:
     corpus = os.environ.get("UPSCALE_AUDIO_CORPUS", os.path.expanduser("~/.cache/upscale-audio-corpus/corpus"))
     if os.path.isdir(corpus):
         session.run("python", "benchmarks/bench_enhance.py", "--corpus", corpus, *session.posargs)
+        session.run("python", "benchmarks/bench_codec.py", "--corpus", corpus, "--files", "4")
     else:
         session.log(f"no corpus at {corpus}: skipping the restore benchmark (see README)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ TINY = ROOT / "configs" / "tiny.toml"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 
 
 def tiny_config(schedule=(8, 8), known_bits=8, **model):  # type: ignore[no-untyped-def]

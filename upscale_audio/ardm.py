@@ -100,13 +100,16 @@ def training_elbo(
     maps: StageMaps,
     known_bits: int,
     generator: torch.Generator | None = None,
+    stage_draw: Sequence[int] = (),
 ) -> dict[str, torch.Tensor]:
     """One stochastic ELBO draw per row of a batch of crops.
 
     Args:
         u: long [B, D] offset-binary samples.
-    A stage is drawn per row with probability proportional to its unknown bits (uniform for
-    equal widths, as in the paper) and weighted by 1 / p, so a uniform model's estimate is exact.
+        stage_draw: relative draw probability of each modelled stage (empty: proportional to its
+            unknown bits, uniform for equal widths as in the paper).
+    A stage is drawn per row and weighted by 1 / p(stage), so the estimate stays unbiased; with the
+    default draw a uniform model's estimate is exact.
 
     Returns dict with
         ``elbo`` [B]: bits per sample of all modelled stages (unbiased, one stage drawn per row),
@@ -118,9 +121,11 @@ def training_elbo(
     dev = u.device
     stages = maps.modelled_stages(known_bits)
     free = torch.tensor([maps.free_bits(s, known_bits) for s in stages], dtype=torch.float64)
-    pick = torch.multinomial(free / free.sum(), B, replacement=True, generator=generator)
+    draw = torch.tensor(stage_draw, dtype=torch.float64) if stage_draw else free
+    p = draw / draw.sum()
+    pick = torch.multinomial(p, B, replacement=True, generator=generator)
     stage = torch.tensor(stages)[pick].to(dev)
-    weight = (free.sum() / free[pick]).float().to(dev)  # 1 / p(stage), p proportional to free bits
+    weight = (1.0 / p[pick]).float().to(dev)
     t = torch.randint(D, (B,), generator=generator, device="cpu").to(dev)
     key = torch.rand(B, D, generator=generator, device="cpu").to(dev)
     revealed = ranks(key) < t[:, None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,63 @@ def read(path: str | Path) -> AudioFile:
     return AudioFile(p, samples, info.samplerate, info.subtype, info.channels, data.shape[0], sig)
 
 
+@dataclass
+class StreamInfo:
+    """What a streaming reader needs to know about a file before reading it."""
+
+    rate: int
+    channels: int
+    frames: int
+    subtype: str
+
+
+def probe(path: str | Path) -> StreamInfo:
+    """Header facts of an audio file, with the same one-line refusals as :func:`read`."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory; pass audio files or use a directory input")
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        msg = str(e).split("\n")[0]
+        raise UserError(f"{p}: cannot read as audio ({msg}); is it a WAV/FLAC file and complete?") from None
+    if info.frames <= 0:
+        raise UserError(f"{p}: contains no samples (0 frames); nothing to process")
+    declared = _wav_declared_frames(p, info.channels)
+    if declared is not None and declared > info.frames:
+        raise UserError(f"{p}: truncated (header promises {declared} frames, file holds {info.frames}); "
+                        "re-export or re-download it")
+    return StreamInfo(info.samplerate, info.channels, info.frames, info.subtype)
+
+
+def read_blocks(path: str | Path, block_frames: int) -> Iterator[np.ndarray]:
+    """Yield the file as int16 blocks [C, <= block_frames] (memory bounded by the block).
+
+    Raises :class:`UserError` if a block holds material deeper than 16 bits.
+    """
+    p = Path(path)
+    with sf.SoundFile(str(p)) as f:
+        is_float = f.subtype in ("FLOAT", "DOUBLE")
+        while True:
+            if is_float:
+                xf = f.read(block_frames, dtype="float64", always_2d=True) * 32768.0
+                if not len(xf):
+                    return
+                if not (np.all(xf == np.round(xf)) and np.all(xf >= -32768) and np.all(xf < 32768)):
+                    raise UserError(f"{p}: holds float samples that are not 16-bit values; only 16-bit material "
+                                    "can be coded")
+                yield np.round(xf).astype(np.int16).T.copy()
+                continue
+            x = f.read(block_frames, dtype="int32", always_2d=True)
+            if not len(x):
+                return
+            if np.bitwise_or.reduce(x.ravel() & 0xFFFF) != 0:
+                raise UserError(f"{p}: holds samples deeper than 16 bits; only 16-bit material can be coded")
+            yield (x >> 16).astype(np.int16).T.copy()
+
+
 def _wav_declared_frames(p: Path, channels: int) -> int | None:
     """Frames that a RIFF/WAVE header's data chunk declares (None if not a plain WAV)."""
     with open(p, "rb") as f:
@@ -100,22 +158,25 @@ def _wav_declared_frames(p: Path, channels: int) -> int | None:
                 f.seek(size + (size & 1), 1)
 
 
-def find_audio(inputs: list[Path]) -> list[tuple[Path, Path]]:
+def find_audio(inputs: list[Path], suffixes: set[str] | None = None) -> list[tuple[Path, Path]]:
     """Expand files and directories into (file, path relative to its input root) pairs.
 
-    A directory is walked recursively for files with an audio suffix; an explicit file is taken as
-    it is (its relative path is its name). Raises :class:`UserError` for missing paths and for
-    directories without audio.
+    A directory is walked recursively for files with an audio suffix (or one of ``suffixes``); an
+    explicit file is taken as it is (its relative path is its name). Raises :class:`UserError` for
+    missing paths and for directories without such files.
     """
+    wanted = suffixes or AUDIO_SUFFIXES
     out: list[tuple[Path, Path]] = []
     for inp in inputs:
         if not inp.exists():
             raise UserError(f"{inp}: no such file or directory; check the path")
         if inp.is_dir():
             found = sorted(
-                f for f in inp.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
+                f for f in inp.rglob("*") if f.is_file() and f.suffix.lower() in wanted
             )
             if not found:
+                if suffixes:
+                    raise UserError(f"{inp}: directory holds no {'/'.join(sorted(suffixes))} files")
                 raise UserError(f"{inp}: directory holds no audio files ({', '.join(sorted(WRITE_FORMATS))}, ...)")
             out += [(f, f.relative_to(inp)) for f in found]
         else:
@@ -123,10 +184,10 @@ def find_audio(inputs: list[Path]) -> list[tuple[Path, Path]]:
     return out
 
 
-def check_writable(path: Path, force: bool) -> None:
+def check_writable(path: Path, force: bool, suffixes: tuple[str, ...] = tuple(WRITE_FORMATS)) -> None:
     """Raise :class:`UserError` if ``path`` exists (without force) or cannot be created."""
-    if path.suffix.lower() not in WRITE_FORMATS:
-        raise UserError(f"{path}: output must end in .wav or .flac")
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"{path}: output must end in {' or '.join(suffixes)}")
     if path.exists() and not force:
         raise UserError(f"{path}: exists; use --force to overwrite or -o to choose another name")
     if path.exists() and path.is_dir():
@@ -136,23 +197,35 @@ def check_writable(path: Path, force: bool) -> None:
         raise UserError(f"{path}: folder {parent} is not writable; choose another output with -o")
 
 
-def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False) -> None:
-    """Write int16 [C, T] as 16-bit PCM (WAV or FLAC by suffix), atomically: temp file, then rename.
+def temp_beside(path: Path) -> str:
+    """A new empty temp file in ``path``'s folder (same file system, so a rename is atomic),
+    with the mode a plain open() would give."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, umask_mode())  # mkstemp makes 0600
+    return tmp
+
+
+def commit(tmp: str, path: Path, force: bool) -> None:
+    """Rename a finished temp file over ``path`` (refusing a file that appeared meanwhile)."""
+    if path.exists() and not force:
+        raise UserError(f"{path}: exists; use --force to overwrite")
+    os.replace(tmp, path)
+
+
+def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False, subtype: str = "PCM_16") -> None:
+    """Write int16 [C, T] as PCM (WAV or FLAC by suffix), atomically: temp file, then rename.
 
     Never replaces an existing file unless ``force``; a failed write leaves nothing behind.
     """
     p = Path(path)
     check_writable(p, force)
     assert samples.dtype == np.int16 and samples.ndim == 2, (samples.dtype, samples.shape)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
-    os.close(fd)
+    tmp = temp_beside(p)
     try:
-        os.chmod(tmp, umask_mode())  # mkstemp makes 0600; give the file the mode a plain open() would
-        sf.write(tmp, samples.T, rate, subtype="PCM_16", format=WRITE_FORMATS[p.suffix.lower()])
-        if p.exists() and not force:  # appeared while we were writing
-            raise UserError(f"{p}: exists; use --force to overwrite")
-        os.replace(tmp, p)
+        sf.write(tmp, samples.T, rate, subtype=subtype, format=WRITE_FORMATS[p.suffix.lower()])
+        commit(tmp, p, force)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -5,6 +5,8 @@
     upscale-audio train DATA... --config FILE --run-dir DIR [--val DIR] [--set key=value]...
     upscale-audio info [--model PATH]
     upscale-audio export CHECKPOINT OUT
+    upscale-audio compress INPUT... [-o OUT] [--steps K] [--verify]    (lossless, .uad)
+    upscale-audio decompress FILE.uad... [-o OUT]
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -70,14 +73,33 @@ def _device(name: str):  # type: ignore[no-untyped-def]
         fatal(str(e))
 
 
-def _output_for(src: Path, rel: Path, out: Path | None, many: bool, from_dir: bool) -> Path:
-    """Output path: ``<stem>.16bit.wav`` beside the input, or under/at ``-o``."""
-    name = rel.with_name(rel.stem + ".16bit.wav") if out is None or many or from_dir else rel
-    if out is None:
-        return src.with_name(src.stem + ".16bit.wav")
-    if many or from_dir:
-        return out / name
-    return out
+def _plan_outputs(
+    inputs: list[Path], output: Path | None, force: bool, rename: Callable[[Path], Path],
+    suffixes: set[str] | None = None, out_suffixes: tuple[str, ...] = (".wav", ".flac"),
+) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: ``rename(input)`` beside each input, or under ``-o DIR`` (keeping the
+    folder structure of directory inputs), or ``-o FILE`` for one input. Every output is checked
+    before any work starts: no collisions, no overwriting an input, nothing existing without --force."""
+    from . import audio
+
+    items = audio.find_audio(inputs, suffixes)
+    many = len(items) > 1 or any(p.is_dir() for p in inputs)
+    if output is not None and many and output.exists() and not output.is_dir():
+        fatal(f"{output}: several inputs need -o to be a directory")
+    if output is None:
+        plan = [(src, rename(src)) for src, _ in items]
+    elif many:
+        plan = [(src, output / rename(rel)) for src, rel in items]
+    else:
+        plan = [(items[0][0], output)]
+    outs = [o for _, o in plan]
+    if len(set(outs)) != len(outs):
+        fatal("two inputs would write the same output; give them distinct names or use -o DIR")
+    for src, dst in plan:
+        if dst.resolve() == src.resolve():
+            fatal(f"{dst}: output would overwrite its input; choose another name with -o")
+        audio.check_writable(dst, force, out_suffixes)
+    return plan
 
 
 @app.command()
@@ -106,19 +128,7 @@ def enhance(
     if bits is not None and not 1 <= bits <= 16:
         fatal(f"--bits {bits}: must be between 1 and 16")
     k_steps = _steps(steps)
-    items = audio.find_audio(inputs)
-    many = len(items) > 1
-    from_dir = any(p.is_dir() for p in inputs)
-    if output is not None and (many or from_dir) and output.exists() and not output.is_dir():
-        fatal(f"{output}: several inputs need -o to be a directory")
-    plan = [(src, _output_for(src, rel, output, many, from_dir)) for src, rel in items]
-    outs = [o for _, o in plan]
-    if len(set(outs)) != len(outs):
-        fatal("two inputs would write the same output; give them distinct names or use -o DIR")
-    for src, dst in plan:  # check every output before doing any work
-        if dst.resolve() == src.resolve():
-            fatal(f"{dst}: output would overwrite its input; choose another name with -o")
-        audio.check_writable(dst, force)
+    plan = _plan_outputs(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"))
     lm = None
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     if method == Method.ardm:
@@ -224,6 +234,7 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: section.key=value.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop at this step (0: write the untrained model).")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes of training.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Fine-tune: start from this checkpoint's weights.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Train a model (resumes automatically from RUN_DIR/latest.pt; works under torchrun)."""
@@ -239,9 +250,101 @@ def train(
     for d in data + list(val or []):
         if not d.exists():
             fatal(f"{d}: no such file or directory")
-    rec = run_train(cfg, data, run_dir, list(val or []) or None, max_minutes, quiet)
+    rec = run_train(cfg, data, run_dir, list(val or []) or None, max_minutes, quiet, init)
     if not quiet:
         typer.echo(f"done: step {rec.get('step')}, checkpoint {run_dir / 'latest.pt'}", err=True)
+
+
+def _bar(total: int, desc: str, quiet: bool):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="call", disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _run_to_temp(dst: Path, force: bool, work: Callable[[str], None]) -> None:
+    """Run ``work(tmp)`` writing a temp file beside ``dst``, then rename it into place; on any
+    failure (or Ctrl-C) the temp file is removed and nothing appears at ``dst``."""
+    from . import audio
+
+    tmp = audio.temp_beside(dst)
+    try:
+        work(tmp)
+        audio.commit(tmp, dst, force)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@app.command()
+def compress(
+    inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .uad file, or directory for several inputs.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Network calls per stage (default: the model's).")] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Decode each file after coding and compare.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
+) -> None:
+    """Lossless compression of 16-bit (or 8-bit) audio into .uad files with the model and rANS."""
+    from . import audio, codec
+    from .checkpoint import load
+
+    if steps is not None and steps < 1:
+        fatal(f"--steps {steps}: must be at least 1")
+    plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
+    lm = load(model)
+    k = steps or lm.recommended_steps()
+    for src, dst in plan:
+        info = audio.probe(src)
+        total = codec.calls_per_file(info.frames, codec.DEFAULT_BLOCK_FRAMES, lm.config.ardm.schedule, k)
+        stats: list[codec.CodecStats] = []
+
+        def work(tmp: str, src: Path = src, total: int = total, stats: list[codec.CodecStats] = stats) -> None:
+            with _bar(total, src.name, quiet) as bar:
+                stats.append(codec.compress_file(src, tmp, lm, k, progress=bar.update))
+            if verify:
+                with _bar(total, f"verify {src.name}", quiet) as bar:
+                    codec.verify(src, Path(tmp), lm, bar.update)
+
+        _run_to_temp(dst, force, work)
+        st = stats[0]
+        if not quiet:
+            typer.echo(f"{src} -> {dst}: {st.bits_per_sample:.3f} bits/sample ({st.bytes} bytes, model cost "
+                       f"{st.model_bits / st.samples:.3f}), K={k}, {st.seconds:.1f} s, {st.realtime:.2f}x real time"
+                       + (", verified" if verify else ""), err=True)
+
+
+@app.command()
+def decompress(
+    inputs: Annotated[list[Path], typer.Argument(help=".uad files or directories (walked recursively).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .wav file, or directory for several inputs.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint the files were coded with (default: the bundled model).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
+) -> None:
+    """Decode .uad files back to the original PCM, bit for bit (a WAV file of the stored depth)."""
+    from . import codec
+    from .checkpoint import load
+
+    plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(".wav"), suffixes={codec.SUFFIX},
+                         out_suffixes=(".wav",))
+    lm = load(model)
+    for src, dst in plan:
+        with open(src, "rb") as f:
+            h = codec.Header.read(f, str(src))
+        total = codec.calls_per_file(h.frames, h.block_frames, h.schedule, len(h.policy[0]))
+        stats: list[codec.CodecStats] = []
+
+        def work(tmp: str, src: Path = src, total: int = total, stats: list[codec.CodecStats] = stats) -> None:
+            with _bar(total, src.name, quiet) as bar:
+                stats.append(codec.decompress_file(src, tmp, lm, bar.update))
+
+        _run_to_temp(dst, force, work)
+        st = stats[0]
+        if not quiet:
+            typer.echo(f"{src} -> {dst}: {st.frames} frames x {st.channels} ch, {h.rate} Hz, {h.subtype}; "
+                       f"{st.seconds:.1f} s, {st.realtime:.2f}x real time", err=True)
 
 
 @app.command()

@@ -44,6 +44,9 @@ class ARDMConfig:
     schedule: tuple[int, ...] = (8, 8)  # stage widths in bits, most significant first, sum 16
     known_bits: int = 8  # the model covers only stages below this many known bits (0: all 16 bits)
     ce_weight: float = 1e-4  # weight of the un-reweighted CE term in the training loss
+    # Relative probabilities of drawing each modelled stage in training (empty: proportional to its
+    # unknown bits). Draws are weighted by 1 / p, so the ELBO stays unbiased whatever is chosen.
+    stage_draw: tuple[int, ...] = ()
     tracker_bins: int = 128  # per-step loss tracking resolution over t / D
     tracker_momentum: float = 0.98
 
@@ -142,6 +145,10 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"ardm.schedule {list(sched)} must be widths of 1..16 bits summing to 16")
     if not 0 <= cfg.ardm.known_bits < 16:
         raise UserError(f"ardm.known_bits must be in 0..15, got {cfg.ardm.known_bits}")
+    n_modelled = sum(1 for k in range(len(sched)) if sum(sched[: k + 1]) > cfg.ardm.known_bits)
+    if cfg.ardm.stage_draw and (len(cfg.ardm.stage_draw) != n_modelled or min(cfg.ardm.stage_draw) < 1):
+        raise UserError(f"ardm.stage_draw needs one positive weight per modelled stage ({n_modelled}), "
+                        f"got {list(cfg.ardm.stage_draw)}")
     if cfg.model.features not in ("predict", "scaled", "embed", "plain"):
         raise UserError(f"model.features must be predict, scaled, embed or plain; got {cfg.model.features!r}")
     if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:

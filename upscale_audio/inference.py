@@ -81,7 +81,9 @@ class ChunkedRunner:
         self.max_batch = max_batch or default_batch(device)
         self.autocast = device.type == "cuda"
 
-    def _logits(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray) -> torch.Tensor:
+    def logits(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray) -> torch.Tensor:
+        """Network logits of a batch of windows: value int [B, T], revealed bool [B, T], stage [B],
+        t_frac [B] -> float32 [B, T, W]."""
         v = torch.from_numpy(value).to(self.device)
         r = torch.from_numpy(revealed.astype(np.float32)).to(self.device)
         st = torch.from_numpy(np.asarray(stage, dtype=np.int64)).to(self.device)
@@ -113,7 +115,7 @@ class ChunkedRunner:
             value = np.stack([lookup[id(w)][0] for w in group])
             revealed = np.stack([lookup[id(w)][1] for w in group])
             rws = [w.row for w in group]
-            logits = self._logits(value, revealed, stage_r[rws], tf_r[rws])
+            logits = self.logits(value, revealed, stage_r[rws], tf_r[rws])
             for i, w in enumerate(group):
                 a = w.core_start - w.start
                 consume(w, logits[i, a : a + (w.core_stop - w.core_start)])

@@ -63,8 +63,13 @@ def train(
     val: list[Path] | None = None,
     max_minutes: float | None = None,
     quiet: bool = False,
+    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) the run in ``run_dir``. Returns the final log record."""
+    """Train (or resume) the run in ``run_dir``. Returns the final log record.
+
+    ``init``: start a new run from this checkpoint's weights (EMA weights, per-step losses) with a
+    fresh optimiser and schedule: fine-tuning. Ignored when the run dir already holds a run.
+    """
     rank, world, local_rank = _dist_info()
     use_cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
@@ -84,6 +89,13 @@ def train(
             raise UserError(f"run in {run_dir} already finished at step {resume['training']['step']}; "
                             "raise --max-steps to continue it or choose a new --run-dir")
 
+    start = read_raw(init) if init is not None and resume is None else None
+    if start is not None:
+        old = RunConfig.from_dict(start["config"])
+        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule:
+            raise UserError(f"{init} has another model config or schedule; --init needs the same [model] "
+                            f"and ardm.schedule as --config")
+
     corpus = load_corpus(data, run_dir / "cache" if rank == 0 else None, quiet=quiet)
     val_corpus: Corpus | None = load_corpus(val, None, quiet=True) if val else None
     cfg = cfg.replace("data", sample_rates=corpus.rates)
@@ -98,6 +110,10 @@ def train(
     maps = ardm.StageMaps(cfg.ardm.schedule)
     tracker = ardm.StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
     step, elapsed_before = 0, 0.0
+    if start is not None:
+        model.load_state_dict(start["model"])
+        ema.load_state_dict(start["model"])
+        tracker.load_state_dict(start["tracker"])
     if resume is not None:
         tr = resume["training"]
         model.load_state_dict(tr["model"])
@@ -112,7 +128,8 @@ def train(
             model, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=True
         )
 
-    meta_base = {"data": [str(p) for p in data], "files": corpus.files, "data_seconds": corpus.seconds,
+    meta_base = {"init": str(init) if init is not None else (resume or {}).get("meta", {}).get("init"),
+                 "data": [str(p) for p in data], "files": corpus.files, "data_seconds": corpus.seconds,
                  "sample_rates": list(corpus.rates), "world_size": world}
 
     def save(last_record: dict[str, Any]) -> None:
@@ -152,7 +169,7 @@ def train(
             group["lr"] = lr
         u = corpus.crops(cfg.train.batch_size, cfg.data.crop, gen).to(device)
         with autocast:
-            out = ardm.training_elbo(net, u, maps, cfg.ardm.known_bits, gen)
+            out = ardm.training_elbo(net, u, maps, cfg.ardm.known_bits, gen, cfg.ardm.stage_draw)
         loss = out["elbo"].mean() + cfg.ardm.ce_weight * out["ce"].mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}; lower train.lr or check the data")

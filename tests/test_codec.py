@@ -1,0 +1,172 @@
+"""The .uad codec: bit-exact round trips, cost equal to the model's exact policy cost, refusals."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.conftest import save_tiny_model, speechlike
+from upscale_audio import ardm, bits, codec
+from upscale_audio.checkpoint import load
+from upscale_audio.errors import UserError
+from upscale_audio.inference import ChunkedRunner
+
+CHUNK, BLOCK = 300, 1000  # small, so that files span several windows and blocks
+
+
+@pytest.fixture
+def full_model(tmp_path: Path) -> Path:
+    """A tiny model of all 16 bits (the codec needs known_bits 0)."""
+    return save_tiny_model(tmp_path / "full.pt", schedule=(8, 8), known_bits=0)
+
+
+def _edge_cases() -> dict[str, tuple[np.ndarray, str]]:
+    rng = np.random.default_rng(1)
+    square = np.where((np.arange(2500) // 40) % 2 == 0, 32767, -32768)[None]
+    return {
+        "silence": (np.zeros((1, 1500)), "PCM_16"),
+        "square": (square, "PCM_16"),
+        "noise": (rng.integers(-32768, 32768, (1, 2100)), "PCM_16"),
+        "one_sample": (np.array([[-1234]]), "PCM_16"),
+        "stereo": (speechlike(2300, channels=2), "PCM_16"),
+        "eight_bit": ((speechlike(1800) // 256) * 256, "PCM_U8"),
+        "deep_container": (speechlike(1200), "PCM_24"),
+    }
+
+
+def _roundtrip(tmp_path: Path, lm, x: np.ndarray, subtype: str, steps: int = 3):  # type: ignore[no-untyped-def]
+    src = tmp_path / f"in_{subtype}.wav"
+    sf.write(src, x.astype(np.int16).T, 16000, subtype=subtype)
+    uad, out = tmp_path / "x.uad", tmp_path / "out.wav"
+    st = codec.compress_file(src, uad, lm, steps, block_frames=BLOCK, chunk=CHUNK)
+    codec.decompress_file(uad, out, lm)
+    return src, uad, out, st
+
+
+@pytest.mark.parametrize("case", list(_edge_cases()))
+def test_round_trip_is_bit_exact(tmp_path: Path, full_model: Path, case: str) -> None:
+    x, subtype = _edge_cases()[case]
+    lm = load(full_model)
+    src, uad, out, st = _roundtrip(tmp_path, lm, x, subtype)
+    a, b = sf.read(src, dtype="int32", always_2d=True)[0], sf.read(out, dtype="int32", always_2d=True)[0]
+    assert np.array_equal(a, b)
+    assert sf.info(str(out)).subtype == subtype and sf.info(str(out)).samplerate == 16000
+    codec.verify(src, uad, lm)
+
+
+def test_cost_is_the_models_exact_policy_cost(tmp_path: Path, full_model: Path) -> None:
+    """The ANS payload is within 1% of the model's exact code length, which itself equals an
+    independent computation with ardm.policy_bits under the same orders and policy."""
+    lm = load(full_model)
+    x = speechlike(2600, channels=2)
+    _, _, _, st = _roundtrip(tmp_path, lm, x, "PCM_16", steps=4)
+    assert 0.99 < st.payload_bits / st.model_bits < 1.01
+    # the same cost from the evaluation code path (one block: frame indices are absolute)
+    runner = ChunkedRunner(lm.model, torch.device("cpu"), CHUNK, max_batch=1)
+    u = torch.from_numpy(x.astype(np.int64) + 32768)
+    pol = {s: q / codec.POLICY_SCALE for s, q in enumerate(codec.quantised_policy(lm, 4))}
+    total = 0.0
+    for b0 in range(0, u.shape[1], BLOCK):
+        blk = u[:, b0 : b0 + BLOCK]
+        idx = np.arange(b0, b0 + blk.shape[1])
+
+        def key(s: int, idx: np.ndarray = idx) -> torch.Tensor:
+            return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(0, c), s, idx) for c in range(2)]))
+
+        total += float(ardm.policy_bits(runner.ce_fn(), blk, lm.maps, 0, pol, key).sum())
+    assert st.model_bits == pytest.approx(total, rel=1e-4)
+
+
+def test_zero_low_stages_are_not_coded(tmp_path: Path, full_model: Path) -> None:
+    lm = load(full_model)
+    u8 = (speechlike(900).astype(np.int64) + 32768) & 0xFF00
+    assert codec.coded_stages(u8, (8, 8)) == 1
+    assert codec.coded_stages(u8 | 1, (8, 8)) == 2
+    assert codec.coded_stages(u8, (4, 4, 4, 4)) == 2
+    _, _, _, st8 = _roundtrip(tmp_path, lm, u8 - 32768, "PCM_16")
+    _, _, _, st16 = _roundtrip(tmp_path, lm, speechlike(900), "PCM_16")
+    assert st8.payload_bits < 0.7 * st16.payload_bits
+
+
+def test_header_round_trip() -> None:
+    h = codec.Header(b"0123456789abcdef", 44100, 2, 123456789, "PCM_24", 2**63 + 5, 16000, 1 << 20, (8, 2, 2, 2, 2),
+                     [np.array([0, 100, 60000])] * 5, codec.environment(3))
+    import io
+
+    back = codec.Header.read(io.BytesIO(h.pack()), "x")
+    assert back.pack() == h.pack() and back.env["threads"] == "3" and back.schedule == (8, 2, 2, 2, 2)
+
+
+def _bad(tmp_path: Path, lm, uad: Path, data: bytes, match: str) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.uad"
+    bad.write_bytes(data)
+    with pytest.raises(UserError, match=match):
+        codec.decompress_file(bad, tmp_path / "bad.wav", lm)
+
+
+def test_corrupted_truncated_and_foreign_files_are_refused(tmp_path: Path, full_model: Path) -> None:
+    lm = load(full_model)
+    src, uad, _, _ = _roundtrip(tmp_path, lm, speechlike(2500), "PCM_16")
+    data = uad.read_bytes()
+    hlen = 9 + struct.unpack("<I", data[5:9])[0] + 4
+    _bad(tmp_path, lm, uad, src.read_bytes(), "not an upscale-audio")
+    _bad(tmp_path, lm, uad, data[:20], "truncated")
+    _bad(tmp_path, lm, uad, data[:-9], "truncated")
+    _bad(tmp_path, lm, uad, data + b"x", "trailing")
+    flipped = bytearray(data)
+    flipped[20] ^= 0x40
+    _bad(tmp_path, lm, uad, bytes(flipped), "header is corrupted")
+    flipped = bytearray(data)
+    flipped[hlen + 13 + 8] ^= 0x10  # a payload word of the first block
+    _bad(tmp_path, lm, uad, bytes(flipped), "CRC|corrupted")
+    v2 = bytearray(data)
+    v2[4] = 99
+    _bad(tmp_path, lm, uad, bytes(v2), "version 99")
+    other = load(save_tiny_model(tmp_path / "other.pt", known_bits=0))
+    with pytest.raises(UserError, match="another model"):
+        codec.decompress_file(uad, tmp_path / "o.wav", other)
+
+
+def test_another_environment_is_refused_by_name(tmp_path: Path, full_model: Path) -> None:
+    lm = load(full_model)
+    _, uad, _, _ = _roundtrip(tmp_path, lm, speechlike(500), "PCM_16")
+    data = uad.read_bytes()
+    (n,) = struct.unpack("<I", data[5:9])
+    body = data[9 : 9 + n].replace(b"torch=" + torch.__version__.encode(), b"torch=0.0.0" + b" " * 0)
+    forged = data[:5] + struct.pack("<I", len(body)) + body + struct.pack("<I", zlib.crc32(body)) + data[9 + n + 4 :]
+    _bad(tmp_path, lm, uad, forged, "another environment: torch 0.0.0")
+
+
+def test_cli_round_trip_across_processes_and_refusals(tmp_path: Path, full_model: Path) -> None:
+    """Encoder and decoder in separate processes give back the same PCM; a corrupted file exits 2
+    with one line and leaves no output."""
+    src = tmp_path / "a.wav"
+    sf.write(src, speechlike(3000, channels=2).T, 8000, subtype="PCM_16")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": os.environ.get("TEST_THREADS", "2")}
+    run = [sys.executable, "-m", "upscale_audio"]
+    r = subprocess.run(run + ["compress", str(src), "--model", str(full_model), "--steps", "2", "--verify"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    uad = tmp_path / "a.uad"
+    r = subprocess.run(run + ["decompress", str(uad), "--model", str(full_model), "-o", str(tmp_path / "b.wav")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(sf.read(src, dtype="int16")[0], sf.read(tmp_path / "b.wav", dtype="int16")[0])
+    r = subprocess.run(run + ["compress", str(src), "--model", str(full_model)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "exists" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "c.uad").write_bytes(uad.read_bytes()[:-40])
+    r = subprocess.run(run + ["decompress", str(tmp_path / "c.uad"), "--model", str(full_model)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "c.wav").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
