@@ -25,6 +25,20 @@ def test_zero_head_elbo_is_exactly_the_modelled_bits(schedule, known) -> None:  
         torch.testing.assert_close(draw, torch.full((6,), float(16 - known), dtype=torch.float64), rtol=0, atol=1e-4)
 
 
+def test_stage_draw_reweights_so_the_elbo_stays_unbiased() -> None:
+    """Drawing the low stage 3x as often: a uniform model's draws are free_bits / p(stage), i.e.
+    8 / (1/4) = 32 or 8 / (3/4) = 10.67, in those proportions, and their mean is the 16 bits."""
+    m = build_model(tiny_config(schedule=(8, 8), known_bits=0))
+    u = torch.randint(0, 65536, (4000, 8))
+    with torch.no_grad():
+        out = ardm.training_elbo(m, u, ardm.StageMaps((8, 8)), 0, torch.Generator().manual_seed(1), (1, 3))
+    high = out["stage"] == 0
+    torch.testing.assert_close(out["elbo"][high], torch.full((int(high.sum()),), 32.0), rtol=0, atol=1e-3)
+    torch.testing.assert_close(out["elbo"][~high], torch.full((int((~high).sum()),), 32 / 3), rtol=0, atol=1e-3)
+    assert abs(float(high.float().mean()) - 0.25) < 0.03
+    assert abs(float(out["elbo"].mean()) - 16.0) < 0.6
+
+
 def test_elbo_weighting_matches_a_hand_computation() -> None:
     """D/(D-t) * sum_unrevealed CE / D for a known distribution, checked against numpy."""
     torch.manual_seed(3)

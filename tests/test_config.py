@@ -49,3 +49,10 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
     (tmp_path / "b.toml").write_text("[train\nlr=")
     with pytest.raises(UserError, match="not valid TOML"):
         load_config(tmp_path / "b.toml")
+
+
+def test_stage_draw_needs_one_positive_weight_per_modelled_stage() -> None:
+    assert load_config(None, ["ardm.known_bits=0", "ardm.stage_draw=[1, 3]"]).ardm.stage_draw == (1, 3)
+    for bad in (["ardm.known_bits=8", "ardm.stage_draw=[1, 3]"], ["ardm.known_bits=0", "ardm.stage_draw=[0, 3]"]):
+        with pytest.raises(UserError, match="stage_draw"):
+            load_config(None, bad)

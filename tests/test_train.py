@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 
 from tests.conftest import TINY, speechlike
 from upscale_audio import checkpoint
@@ -53,6 +54,21 @@ def test_max_steps_zero_writes_the_untrained_model(data: Path, tmp_path: Path) -
     lm = checkpoint.load(tmp_path / "r0" / "latest.pt")
     assert lm.meta["steps"] == 0
     assert all((p == 0).all() for p in (lm.model.out.weight, lm.model.out.bias))
+
+
+def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(data: Path, tmp_path: Path) -> None:
+    cfg = load_config(TINY, ["train.max_steps=10", "train.lr=1e-2"])
+    train(cfg, [data], tmp_path / "a", quiet=True)
+    src = checkpoint.load(tmp_path / "a" / "latest.pt")
+    init = tmp_path / "a" / "latest.pt"
+    train(load_config(TINY, ["train.max_steps=0"]), [data], tmp_path / "b", quiet=True, init=init)
+    b = checkpoint.load(tmp_path / "b" / "latest.pt")
+    for k, v in src.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert torch.equal(b.tracker.values, src.tracker.values) and b.meta["init"].endswith("latest.pt")
+    with pytest.raises(UserError, match="--init needs the same"):
+        train(load_config(TINY, ["train.max_steps=1", "model.channels=4"]), [data], tmp_path / "c", quiet=True,
+              init=tmp_path / "a" / "latest.pt")
 
 
 def test_same_seed_same_training(data: Path, tmp_path: Path) -> None:
