@@ -218,16 +218,15 @@ def _sample_step(
 
     def consume(w: Window, logits: torch.Tensor) -> None:
         core = pending.pop(id(w))
-        sl = slice(w.core_start, w.core_stop)
-        now = (core >= a) & (core < b)
+        pos = w.core_start + np.flatnonzero((core >= a) & (core < b))  # positions this call reveals
         st = torch.tensor([s])
-        lo, hi = maps.allowed_range(torch.from_numpy(known[w.row, sl])[None], st, known_bits)
-        lp = ardm.masked_log_probs(logits[None], lo.to(logits.device), hi.to(logits.device))[0]
-        unif = ardm.digit_uniforms(row_keys[w.row], s, np.arange(w.core_start, w.core_stop))
+        lo, hi = maps.allowed_range(torch.from_numpy(known[w.row, pos])[None], st, known_bits)
+        sel = torch.from_numpy(pos - w.core_start).to(logits.device)
+        lp = ardm.masked_log_probs(logits[sel][None], lo.to(logits.device), hi.to(logits.device))[0]
+        unif = ardm.digit_uniforms(row_keys[w.row], s, pos)
         digit = ardm.sample_from(lp.cpu(), torch.from_numpy(unif)).numpy()
-        cur = u[w.row, sl]
-        new = ((cur >> hi_shift) << hi_shift) + (digit << low)
-        u[w.row, sl] = np.where(now, new, cur)
+        cur = u[w.row, pos]
+        u[w.row, pos] = ((cur >> hi_shift) << hi_shift) + (digit << low)
 
     runner.map_chunks(u.shape[1], u.shape[0], build, s, (s + a) / maps.S, consume)
 

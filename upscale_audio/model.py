@@ -52,11 +52,15 @@ class ResidualBlock(nn.Module):
             assert conv.bias is not None
             nn.init.zeros_(conv.bias)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: [B, C, T], temb: [B, 4C] -> (residual [B, C, T], skip [B, C, T])."""
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [B, C, T], temb: [B, 4C] -> (residual [B, C, T], skip [B, C, T]).
+
+        ``last``: the residual output is not needed (the last block): it is returned as x unchanged."""
         h = x + self.step_proj(temb)[:, :, None]  # not in place: x is needed for the residual
         a, b = self.dilated(h).chunk(2, dim=1)
         y = torch.tanh(a) * torch.sigmoid(b)
+        if last:
+            return x, self.skip(y)
         return (x + self.res(y)) / math.sqrt(2.0), self.skip(y)
 
 
@@ -211,21 +215,25 @@ class UpscaleWaveNet(nn.Module):
         h = F.relu(h)
         temb = self.step_embedding(t_frac)
         skip = torch.zeros_like(h)
-        for block in self.blocks:
-            h, s = block(h, temb)
+        for i, block in enumerate(self.blocks):
+            h, s = block(h, temb, last=i == len(self.blocks) - 1)
             skip = skip + s
-        out = self.out(F.relu(self.head(F.relu(skip / math.sqrt(len(self.blocks))))))  # [B, sum, T]
-        return self._select(out, stage)
+        z = F.relu(self.head(F.relu(skip / math.sqrt(len(self.blocks)))))  # [B, C, T]
+        return self._stage_logits(z, stage)
 
-    def _select(self, out: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
-        """Pick each example's stage block from the stacked output -> [B, T, W] (-inf padded)."""
-        B, _, T = out.shape
+    def _stage_logits(self, z: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
+        """The output layer for each example's stage -> [B, T, W] (-inf padded)."""
+        B, _, T = z.shape
         if len(self.stages) == 1:
-            return out.transpose(1, 2)
+            return self.out(z).transpose(1, 2)
         first = int(stage[0])
         if bool((stage == first).all()) and self.schedule[first] == max(self.schedule[s] for s in self.stages):
-            i = self.stages.index(first)  # one stage in the whole batch (inference): a plain slice
-            return out[:, self.out_offsets[i] : self.out_offsets[i] + 2 ** self.schedule[first]].transpose(1, 2)
+            # one stage in the whole batch (inference): compute only its rows of the output layer
+            i = self.stages.index(first)
+            rows = slice(self.out_offsets[i], self.out_offsets[i] + 2 ** self.schedule[first])
+            assert self.out.bias is not None
+            return F.conv1d(z, self.out.weight[rows], self.out.bias[rows]).transpose(1, 2)
+        out = self.out(z)
         res = out.new_full((B, self.max_classes, T), float("-inf"))
         for i, s in enumerate(self.stages):
             sel = stage == s
