@@ -103,6 +103,8 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     trunc.write_bytes(trunc.read_bytes()[:1000])
     (tmp_path / "emptydir").mkdir()
     (tmp_path / "good.16bit.wav").write_bytes(b"precious")
+    deep = tmp_path / "deep.wav"
+    sf.write(deep, np.linspace(-0.5, 0.5, 300), 8000, subtype="PCM_24")
     return [
         (["enhance", tmp_path / "missing.wav", "--method", "zero"], "no such file"),
         (["enhance", tmp_path / "emptydir", "--method", "zero"], "no audio files"),
@@ -117,6 +119,13 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["bpd", good, "--model", tmp_path / "nomodel.pt"], "no such model"),
         (["train", tmp_path / "emptydir", "--config", tmp_path / "none.toml", "--run-dir", tmp_path / "r"],
          "not found"),
+        (["compress", deep, "-o", tmp_path / "o7.uad"], "deeper than 16 bits"),
+        (["compress", tmp_path / "text.wav", "-o", tmp_path / "o8.uad"], "cannot read"),
+        (["compress", good, "-o", tmp_path / "o9.wav"], "must end in .uad"),
+        (["compress", good, "--steps", "0", "-o", tmp_path / "o10.uad"], "--steps 0"),
+        (["decompress", full], "not an upscale-audio .uad file"),
+        (["decompress", tmp_path / "emptydir"], "no .uad files"),
+        (["decompress", tmp_path / "missing.uad"], "no such file"),
     ]
 
 

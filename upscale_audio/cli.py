@@ -327,6 +327,10 @@ def decompress(
     from . import codec
     from .checkpoint import load
 
+    for p in inputs:  # a foreign file is refused before any output name is considered
+        if p.is_file():
+            with open(p, "rb") as f:
+                codec.Header.read(f, str(p))
     plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(".wav"), suffixes={codec.SUFFIX},
                          out_suffixes=(".wav",))
     lm = load(model)
