@@ -46,12 +46,8 @@ class AudioFile:
 def read(path: str | Path) -> AudioFile:
     """Decode any file soundfile reads. Raises :class:`UserError` with a one-line reason otherwise."""
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: no such file; check the path")
-    if p.is_dir():
-        raise UserError(f"{p}: is a directory; pass audio files or use a directory input")
+    info = probe(p)
     try:
-        info = sf.info(str(p))
         if info.subtype in ("FLOAT", "DOUBLE"):
             # float files: exact 16-bit material is k / 32768; anything else is deeper than 16 bits
             xf = sf.read(str(p), dtype="float64", always_2d=True)[0] * 32768.0
@@ -64,18 +60,14 @@ def read(path: str | Path) -> AudioFile:
         raise UserError(f"{p}: cannot read as audio ({msg}); is it a WAV/FLAC file and complete?") from None
     if data.shape[0] == 0:
         raise UserError(f"{p}: contains no samples (0 frames); nothing to process")
-    declared = _wav_declared_frames(p, info.channels)
-    if declared is not None and declared > data.shape[0]:
-        raise UserError(f"{p}: truncated (header promises {declared} frames, file holds {data.shape[0]}); "
-                        "re-export or re-download it")
     x32 = data.T.astype(np.int64)  # [C, T], int32 scale
     low16 = np.bitwise_or.reduce(x32.ravel() & 0xFFFF)
     if low16 != 0:
         deep = 32 if info.subtype in ("FLOAT", "DOUBLE", "PCM_32") else 24
-        return AudioFile(p, None, info.samplerate, info.subtype, info.channels, data.shape[0], deep)
+        return AudioFile(p, None, info.rate, info.subtype, info.channels, data.shape[0], deep)
     samples = (x32 >> 16).astype(np.int16)
     sig = bits.significant_bits(samples.astype(np.int64) + 32768)
-    return AudioFile(p, samples, info.samplerate, info.subtype, info.channels, data.shape[0], sig)
+    return AudioFile(p, samples, info.rate, info.subtype, info.channels, data.shape[0], sig)
 
 
 @dataclass
