@@ -4,7 +4,7 @@ the coder's overhead over the model's exact cost (``bpd --steps K``), and encode
 Every file is encoded, decoded and compared sample for sample (a failed round trip stops the run).
 
     python benchmarks/bench_codec.py --corpus ~/.cache/upscale-audio-corpus/corpus --files 8 --steps 16
-    python benchmarks/bench_codec.py --corpus $C --files 0 --steps 1 --no-baselines   # every file, K=1
+    python benchmarks/bench_codec.py --corpus $C --files 0 --steps 1 --no-baselines --no-bpd  # every file
 
 Columns: ``uad`` = whole .uad files (headers included), ``payload`` = the rANS words only, ``model``
 = the model's exact code length under the same order and policy; overhead = payload / model - 1.
@@ -36,7 +36,7 @@ def pick(files: list[Path], n: int) -> list[Path]:
     return [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
 
 
-def run_set(folder: Path, lm, n_files: int, steps: int, baselines: bool, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
+def run_set(folder: Path, lm, n_files: int, steps: int, baselines: bool, bpd: bool, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     files = pick([f for f, _ in audio.find_audio([folder])], n_files)
     r = {"files": len(files), "samples": 0, "seconds_audio": 0.0, "uad_bytes": 0, "payload_bits": 0,
          "model_bits": 0.0, "encode_s": 0.0, "decode_s": 0.0, "flac_bytes": 0, "wavpack_bytes": 0}
@@ -69,7 +69,9 @@ def run_set(folder: Path, lm, n_files: int, steps: int, baselines: bool, tmp: Pa
     if baselines:
         r.update({"flac_bps": 8 * r["flac_bytes"] / n, "wavpack_bps": 8 * r["wavpack_bytes"] / n})
     # the same files under `upscale-audio bpd --steps K` (its own order seed, whole files, unquantised policy)
-    r["bpd_steps_k"] = bits_per_sample([audio.read(f).u for f in files], lm, given_bits=0, steps=steps).bits_per_sample
+    if bpd:
+        items = [audio.read(f).u for f in files]
+        r["bpd_steps_k"] = bits_per_sample(items, lm, given_bits=0, steps=steps).bits_per_sample
     return r
 
 
@@ -81,6 +83,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="calls per stage (default: the model's)")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--no-baselines", action="store_true", help="skip FLAC/WavPack (needs flac, wavpack)")
+    ap.add_argument("--no-bpd", action="store_true", help="skip the bpd --steps K column")
     ap.add_argument("--out", type=Path, default=Path("bench-results/codec.json"))
     args = ap.parse_args()
     baselines = not args.no_baselines
@@ -97,13 +100,13 @@ def main() -> None:
         for s in args.sets:
             folder = args.corpus / s / "heldout"
             if folder.is_dir():
-                r = run_set(folder, lm, args.files, steps, baselines, Path(td))
+                r = run_set(folder, lm, args.files, steps, baselines, not args.no_bpd, Path(td))
                 rows.append({"set": s, "steps": steps, **r})
                 print(f"{s}: {r['files']} files round-trip exact, {r['uad_bps']:.3f} bits/sample", flush=True)
     headers = ["set", "files", "K", "uad", "payload", "model", "coder overhead", "bpd --steps K", "FLAC -8",
                "WavPack -hhx6", "encode RT", "decode RT"]
     table = [[r["set"], str(r["files"]), str(r["steps"]), f"{r['uad_bps']:.3f}", f"{r['payload_bps']:.3f}",
-              f"{r['model_bps']:.3f}", f"{r['overhead_pct']:+.3f}%", f"{r['bpd_steps_k']:.3f}",
+              f"{r['model_bps']:.3f}", f"{r['overhead_pct']:+.3f}%", f"{r['bpd_steps_k']:.3f}" if "bpd_steps_k" in r else "-",
               f"{r['flac_bps']:.3f}" if baselines else "-", f"{r['wavpack_bps']:.3f}" if baselines else "-",
               f"{r['encode_rt']:.2f}x", f"{r['decode_rt']:.2f}x"] for r in rows]
     print_table(f"Lossless .uad on held-out files (bits per sample; every file decoded and compared; "
