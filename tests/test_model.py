@@ -72,3 +72,18 @@ def test_logits_do_not_depend_on_hidden_digits() -> None:
     c = m(torch.where(revealed, u3, (u3 >> 8) << 8), revealed.float(), stage, tf)
     torch.testing.assert_close(a, c, rtol=0, atol=0)
     assert same.any()
+
+
+def test_single_stage_fast_path_equals_the_mixed_batch_path() -> None:
+    """Inference computes only the current stage's output rows and skips the last block's residual;
+    the logits must equal those of a mixed-stage batch (the training path) row for row."""
+    m = build_model(tiny_config(schedule=(8, 8), known_bits=0)).eval()
+    with torch.no_grad():
+        m.out.weight.normal_(0, 0.3)
+    value = torch.randint(0, 65536, (2, 300))
+    revealed = (torch.rand(2, 300) < 0.4).float()
+    t_frac = torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        mixed = m(value, revealed, torch.tensor([1, 0]), t_frac)
+        fast = m(value[:1], revealed[:1], torch.tensor([1]), t_frac[:1])
+    torch.testing.assert_close(fast[0], mixed[0], rtol=1e-5, atol=1e-5)
