@@ -372,7 +372,8 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         f"known bits:       {cfg.ardm.known_bits} (models the {16 - cfg.ardm.known_bits} bits below)",
         f"training data:    {meta.get('files', '?')} files, {float(meta.get('data_seconds', 0)) / 60:.1f} min, "
         f"rates {meta.get('sample_rates', '?')}",
-        f"training:         {meta.get('steps', '?')} steps, {float(meta.get('train_seconds', 0)) / 60:.1f} min",
+        f"training:         {meta.get('steps', '?')} steps, {float(meta.get('train_seconds', 0)) / 60:.1f} min"
+        + (f", initialised from {meta['init']}" if meta.get("init") else ""),
         f"tracked ELBO:     {float(meta.get('tracked_bits', float('nan'))):.3f} bits/sample",
         f"default steps:    {lm.recommended_steps()} calls per stage",
         "stored policies:  " + ", ".join(
