@@ -20,6 +20,8 @@ TINY = ROOT / "configs" / "tiny.toml"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+    # TEST_THREADS=1 keeps the tests usable while a training run holds the cores (oversubscribed
+    # OpenMP threads spin and slow small convs down a hundredfold)
     torch.set_num_threads(int(os.environ.get("TEST_THREADS", "2")))
 
 

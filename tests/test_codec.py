@@ -97,6 +97,27 @@ def test_zero_low_stages_are_not_coded(tmp_path: Path, full_model: Path) -> None
     assert st8.payload_bits < 0.7 * st16.payload_bits
 
 
+def test_a_model_of_only_the_low_bits_is_refused(tmp_path: Path, tiny_model: Path) -> None:
+    src = tmp_path / "a.wav"
+    sf.write(src, speechlike(500).T, 16000, subtype="PCM_16")
+    with pytest.raises(UserError, match="needs a model of all 16 bits"):
+        codec.compress_file(src, tmp_path / "a.uad", load(tiny_model), 2)
+
+
+def test_verify_catches_a_file_that_does_not_match(tmp_path: Path, full_model: Path) -> None:
+    lm = load(full_model)
+    x = speechlike(2 * BLOCK)  # whole blocks, so a longer file matches block for block, then goes on
+    src, uad, _, _ = _roundtrip(tmp_path, lm, x, "PCM_16")
+    other = tmp_path / "other.wav"
+    sf.write(other, (x // 2).T, 16000, subtype="PCM_16")
+    longer = tmp_path / "longer.wav"
+    sf.write(longer, np.concatenate([x, speechlike(300)], axis=1).T, 16000, subtype="PCM_16")
+    codec.verify(src, uad, lm)
+    for wrong in (other, longer):
+        with pytest.raises(UserError, match="--verify failed"):
+            codec.verify(wrong, uad, lm)
+
+
 def test_header_round_trip() -> None:
     h = codec.Header(b"0123456789abcdef", 44100, 2, 123456789, "PCM_24", 2**63 + 5, 16000, 1 << 20, (8, 2, 2, 2, 2),
                      [np.array([0, 100, 60000])] * 5, codec.environment(3))

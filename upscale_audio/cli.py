@@ -73,6 +73,13 @@ def _device(name: str):  # type: ignore[no-untyped-def]
         fatal(str(e))
 
 
+def _bar(total: int, desc: str, quiet: bool):  # type: ignore[no-untyped-def]
+    """A progress bar over network calls on stderr (off when quiet or not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="call", disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
 def _plan_outputs(
     inputs: list[Path], output: Path | None, force: bool, rename: Callable[[Path], Path],
     suffixes: set[str] | None = None, out_suffixes: tuple[str, ...] = (".wav", ".flac"),
@@ -119,8 +126,6 @@ def enhance(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
     """Restore low-bit audio to 16 bits. Known high bits never change."""
-    from tqdm import tqdm
-
     from . import audio
     from .bits import keep_top_bits
     from .enhance import enhance_array, file_key, restore_simple
@@ -163,8 +168,7 @@ def enhance(
             chunk = int(chunk_seconds * a.rate) if chunk_seconds else None
             n_stages = len(lm.maps.modelled_stages(known))
             per_stage = a.frames if k_steps == "full" else (k_steps or lm.recommended_steps())
-            with tqdm(total=1 if mode == Mode.mean else n_stages * int(per_stage), desc=src.name, unit="call",
-                      disable=quiet or not sys.stderr.isatty(), leave=False) as bar:
+            with _bar(1 if mode == Mode.mean else n_stages * int(per_stage), src.name, quiet) as bar:
                 res = enhance_array(u, known, lm, mode=mode.value, steps=k_steps, naive=policy == PolicyKind.naive,
                                     key=file_key(seed, src), device=dev, chunk=chunk, rate=a.rate,
                                     progress=bar.update)
@@ -253,12 +257,6 @@ def train(
     rec = run_train(cfg, data, run_dir, list(val or []) or None, max_minutes, quiet, init)
     if not quiet:
         typer.echo(f"done: step {rec.get('step')}, checkpoint {run_dir / 'latest.pt'}", err=True)
-
-
-def _bar(total: int, desc: str, quiet: bool):  # type: ignore[no-untyped-def]
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="call", disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
 def _run_to_temp(dst: Path, force: bool, work: Callable[[str], None]) -> None:

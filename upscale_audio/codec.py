@@ -200,9 +200,11 @@ class _BlockCoder:
         self.calls = [(s, a, b) for s in range(n_coded) for a, b in _segments(header.policy[s])]
         self.windows = windows(n, header.channels, header.chunk, runner.halo)
 
-    def probs(self, u: np.ndarray, w: Window, s: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Positions of window w's core revealed by the call (s, [a, b)) and their digit
-        probabilities: (core offsets int [n], float32 [n, 2**width]), or None if there are none."""
+    def probs(self, u: np.ndarray, w: Window, s: int, a: float, b: float
+              ) -> tuple[np.ndarray, np.ndarray, torch.Tensor] | None:
+        """Positions of window w's core revealed by the call (s, [a, b)), their digit probabilities
+        for the coder and log2-probabilities for the cost: (core offsets int [n], float32 [n, 2**width],
+        float64 [n, 2**width]), or None if there are none."""
         key = ardm.order_keys(self.row_keys[w.row], s, self.frame0 + np.arange(w.start, w.stop))
         c0 = w.core_start - w.start
         core = key[c0 : c0 + w.core_stop - w.core_start]
@@ -214,8 +216,11 @@ class _BlockCoder:
         revealed = key < a
         value = np.where(revealed, (cur >> low) << low, (cur >> hi_shift) << hi_shift)
         logits = self.runner.logits(value[None], revealed[None], np.array([s]), np.array([(s + a) / self.maps.S]))
-        p = torch.softmax(logits[0, c0 + torch.from_numpy(idx)], dim=-1)
-        return idx, p.cpu().numpy().astype(np.float32)
+        lg = logits[0, c0 + torch.from_numpy(idx)]
+        p = torch.softmax(lg, dim=-1)
+        # the cost from a float64 log-softmax: a float32 probability can underflow to 0
+        log2p = torch.log_softmax(lg.double(), dim=-1) / math.log(2.0)
+        return idx, p.cpu().numpy().astype(np.float32), log2p.cpu()
 
 
 def encode_block(runner: ChunkedRunner, header: Header, u: np.ndarray, frame0: int,
@@ -237,10 +242,10 @@ def encode_block(runner: ChunkedRunner, header: Header, u: np.ndarray, frame0: i
             got = bc.probs(u, w, s, a, b)
             if got is None:
                 continue
-            idx, p = got
+            idx, p, log2p = got
             digit = ((u[w.row, w.core_start + idx] >> low) & mask).astype(np.int32)
             coder.encode_reverse(digit, cat, p)
-            cost -= float(np.log2(p[np.arange(len(idx)), digit].astype(np.float64)).sum())
+            cost -= float(log2p[torch.arange(len(idx)), torch.from_numpy(digit).long()].sum())
         if progress:
             progress(1)
     return np.asarray(coder.get_compressed(), dtype=np.uint32), n_coded, cost
@@ -261,7 +266,7 @@ def decode_block(runner: ChunkedRunner, header: Header, words: np.ndarray, frame
             got = bc.probs(u, w, s, a, b)
             if got is None:
                 continue
-            idx, p = got
+            idx, p, _ = got
             digit = np.asarray(coder.decode(cat, p), dtype=np.int64)
             u[w.row, w.core_start + idx] += digit << low
         if progress:
@@ -413,3 +418,5 @@ def verify(src: Path, uad: Path, lm: LoadedModel, progress: Progress | None = No
         ref = next(originals, None)
         if ref is None or ref.shape != pcm.shape or not np.array_equal(ref, pcm):
             raise UserError(f"{uad}: --verify failed: decoded audio differs from {src}; the file was not kept")
+    if originals is None or next(originals, None) is not None:
+        raise UserError(f"{uad}: --verify failed: decoded audio is shorter than {src}; the file was not kept")
