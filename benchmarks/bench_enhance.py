@@ -33,7 +33,7 @@ def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
 
 
 def pick_files(folder: Path, seconds: float) -> list[audio.AudioFile]:
-    """Evenly spread held-out files up to ``seconds`` of audio (deterministic)."""
+    """Evenly spread held-out files up to ``seconds`` of audio (deterministic; 0: every file)."""
     files = [f for f, _ in audio.find_audio([folder])]
     rng = np.random.default_rng(0)
     out, total = [], 0.0
@@ -43,7 +43,7 @@ def pick_files(folder: Path, seconds: float) -> list[audio.AudioFile]:
             continue
         out.append(a)
         total += a.frames / a.rate
-        if total >= seconds:
+        if 0 < seconds <= total:
             break
     return out
 
@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the bundled model)")
     ap.add_argument("--sets", nargs="+", default=list(SETS))
-    ap.add_argument("--seconds", type=float, default=60.0, help="held-out audio per set for SNR/speed")
+    ap.add_argument("--seconds", type=float, default=0.0,
+                    help="held-out audio per set for SNR/speed (0: the whole held-out split)")
     ap.add_argument("--sample-seconds", type=float, default=10.0, help="audio per set for --mode sample")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--bpd-seconds", type=float, default=120.0, help="held-out audio per set for bpd")

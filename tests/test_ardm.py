@@ -104,3 +104,24 @@ def test_policy_bits_with_full_budget_is_unbiased_for_uniform_model() -> None:
     keys = torch.rand(2, 100)
     bits = ardm.policy_bits(ardm.ce_fn_of(m), u, maps, 8, {1: np.array([0.0, 0.5])}, lambda s: keys)
     torch.testing.assert_close(bits, torch.full((2,), 800.0, dtype=torch.float64), rtol=1e-6, atol=1e-3)
+
+
+def test_t_zero_share_reveals_nothing_in_that_share_of_rows() -> None:
+    """Rows drawn at t = 0 show the network no revealed digit and are scored on every position;
+    the share is honoured, and 0 leaves the random draws exactly as without the option."""
+    seen = []
+
+    def net(value, revealed, stage, t_frac):  # type: ignore[no-untyped-def]
+        seen.append(revealed.sum(1))
+        return torch.zeros(value.shape[0], value.shape[1], 256)
+
+    maps = ardm.StageMaps((8, 8))
+    u = torch.randint(0, 65536, (4000, 50))
+    out = ardm.training_elbo(net, u, maps, 8, torch.Generator().manual_seed(2), (), 0.5)
+    at_zero = out["t_over_d"] == 0
+    assert abs(float(at_zero.float().mean()) - (0.5 + 0.5 / 50)) < 0.03
+    assert torch.equal(seen[0] == 0, at_zero)
+    torch.testing.assert_close(out["step_loss"], torch.full((4000,), 8.0), rtol=0, atol=1e-4)
+    plain = ardm.training_elbo(net, u, maps, 8, torch.Generator().manual_seed(2))
+    zero = ardm.training_elbo(net, u, maps, 8, torch.Generator().manual_seed(2), (), 0.0)
+    assert torch.equal(plain["t_over_d"], zero["t_over_d"])

@@ -56,3 +56,10 @@ def test_stage_draw_needs_one_positive_weight_per_modelled_stage() -> None:
     for bad in (["ardm.known_bits=8", "ardm.stage_draw=[1, 3]"], ["ardm.known_bits=0", "ardm.stage_draw=[0, 3]"]):
         with pytest.raises(UserError, match="stage_draw"):
             load_config(None, bad)
+
+
+def test_t_zero_share_must_be_a_share() -> None:
+    assert load_config(None, ["ardm.t_zero_share=0.5"]).ardm.t_zero_share == 0.5
+    for bad in ("1.0", "-0.1"):
+        with pytest.raises(UserError, match="t_zero_share"):
+            load_config(None, [f"ardm.t_zero_share={bad}"])

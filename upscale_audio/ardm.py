@@ -101,6 +101,7 @@ def training_elbo(
     known_bits: int,
     generator: torch.Generator | None = None,
     stage_draw: Sequence[int] = (),
+    t_zero_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """One stochastic ELBO draw per row of a batch of crops.
 
@@ -110,6 +111,8 @@ def training_elbo(
             unknown bits, uniform for equal widths as in the paper).
     A stage is drawn per row and weighted by 1 / p(stage), so the estimate stays unbiased; with the
     default draw a uniform model's estimate is exact.
+        t_zero_share: share of rows whose t is 0 rather than uniform on {0..D-1}. Not reweighted:
+            above 0 the mean of ``elbo`` is a t = 0-weighted objective, no longer an unbiased ELBO.
 
     Returns dict with
         ``elbo`` [B]: bits per sample of all modelled stages (unbiased, one stage drawn per row),
@@ -126,7 +129,10 @@ def training_elbo(
     pick = torch.multinomial(p, B, replacement=True, generator=generator)
     stage = torch.tensor(stages)[pick].to(dev)
     weight = (1.0 / p[pick]).float().to(dev)
-    t = torch.randint(D, (B,), generator=generator, device="cpu").to(dev)
+    t = torch.randint(D, (B,), generator=generator, device="cpu")
+    if t_zero_share > 0:
+        t = torch.where(torch.rand(B, generator=generator) < t_zero_share, 0, t)
+    t = t.to(dev)
     key = torch.rand(B, D, generator=generator, device="cpu").to(dev)
     revealed = ranks(key) < t[:, None]
     past, future, target = maps.split(u, stage)

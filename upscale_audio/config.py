@@ -47,6 +47,11 @@ class ARDMConfig:
     # Relative probabilities of drawing each modelled stage in training (empty: proportional to its
     # unknown bits). Draws are weighted by 1 / p, so the ELBO stays unbiased whatever is chosen.
     stage_draw: tuple[int, ...] = ()
+    # Share of training rows drawn at t = 0 (none of the stage's digits revealed) instead of a
+    # uniform t. Above 0 it weights the first call of each stage, the one `enhance --mode mean`
+    # reads, more than the ELBO does: the logged training bpd is then no longer an ELBO (the
+    # validation bpd still is).
+    t_zero_share: float = 0.0
     tracker_bins: int = 128  # per-step loss tracking resolution over t / D
     tracker_momentum: float = 0.98
 
@@ -149,6 +154,8 @@ def validate(cfg: RunConfig) -> None:
     if cfg.ardm.stage_draw and (len(cfg.ardm.stage_draw) != n_modelled or min(cfg.ardm.stage_draw) < 1):
         raise UserError(f"ardm.stage_draw needs one positive weight per modelled stage ({n_modelled}), "
                         f"got {list(cfg.ardm.stage_draw)}")
+    if not 0.0 <= cfg.ardm.t_zero_share < 1.0:
+        raise UserError(f"ardm.t_zero_share must be in [0, 1), got {cfg.ardm.t_zero_share}")
     if cfg.model.features not in ("predict", "scaled", "embed", "plain"):
         raise UserError(f"model.features must be predict, scaled, embed or plain; got {cfg.model.features!r}")
     if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:

@@ -169,7 +169,8 @@ def train(
             group["lr"] = lr
         u = corpus.crops(cfg.train.batch_size, cfg.data.crop, gen).to(device)
         with autocast:
-            out = ardm.training_elbo(net, u, maps, cfg.ardm.known_bits, gen, cfg.ardm.stage_draw)
+            out = ardm.training_elbo(net, u, maps, cfg.ardm.known_bits, gen, cfg.ardm.stage_draw,
+                                     cfg.ardm.t_zero_share)
         loss = out["elbo"].mean() + cfg.ardm.ce_weight * out["ce"].mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}; lower train.lr or check the data")
