@@ -90,9 +90,9 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--seconds", type=float, default=0.0,
                     help="held-out audio per set for SNR/speed (0: the whole held-out split)")
-    ap.add_argument("--sample-seconds", type=float, default=10.0, help="audio per set for --mode sample")
+    ap.add_argument("--sample-seconds", type=float, default=2.0, help="audio per set for --mode sample")
     ap.add_argument("--budgets", type=int, nargs="+", default=[1, 4, 16, 64])
-    ap.add_argument("--bpd-seconds", type=float, default=120.0, help="held-out audio per set for bpd")
+    ap.add_argument("--bpd-seconds", type=float, default=20.0, help="held-out audio per set for bpd")
     ap.add_argument("--out", type=Path, default=Path("bench-results/enhance.json"))
     ap.add_argument("--png", type=Path, default=Path("docs/spectrogram.png"))
     args = ap.parse_args()
