@@ -1,5 +1,6 @@
 """Compare models on the same held-out files: bits per sample (low byte and all 16 bits; paired
-ELBO draws) and the posterior-mean SNR of 8-bit truncations against bin-centre.
+ELBO draws) and the posterior-mean SNR of 8-bit truncations against bin-centre. Prints a table
+and writes JSON.
 
     python benchmarks/compare_models.py --corpus $C --models old.pt upscale_audio/models/default.pt
 """
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_enhance import pick_files, snr_db
+from bench_enhance import SETS, pick_files, snr_db
 
 from upscale_audio import checkpoint
 from upscale_audio.enhance import bits_per_sample, enhance_array, restore_simple
@@ -21,9 +22,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--models", type=Path, nargs="+", required=True)
-    ap.add_argument("--sets", nargs="+", default=["speech_16k", "speech_8k", "music_44k", "music_16k"])
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--bpd-seconds", type=float, default=20.0, help="held-out audio per set for bpd")
-    ap.add_argument("--snr-seconds", type=float, default=30.0, help="held-out audio per set for the SNR")
+    ap.add_argument("--snr-seconds", type=float, default=0.0,
+                    help="held-out audio per set for the SNR (0: the whole held-out split)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/compare_models.json"))
     args = ap.parse_args()
     lms = {str(m): checkpoint.load(m) for m in args.models}
@@ -45,6 +47,12 @@ def main() -> None:
             print(f"{s} {name}: low byte {row['bpd_given_8']:.3f} +- {row['stderr_given_8']:.3f}, "
                   f"16 bits {row['bpd_given_0']:.3f} +- {row['stderr_given_0']:.3f}, mean {row['mean_db']:.2f} dB "
                   f"(bin-centre {bc:.2f}, {row['mean_db'] - bc:+.2f})", flush=True)
+    print("\n| set | model | low byte bpd | 16-bit bpd | mean SNR | over bin-centre |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['set']} | {Path(str(r['model'])).name} | {r['bpd_given_8']:.3f} ± {r['stderr_given_8']:.3f} | "
+              f"{r['bpd_given_0']:.3f} ± {r['stderr_given_0']:.3f} | {r['mean_db']:.2f} dB | "
+              f"{r['mean_db'] - r['bin_centre_db']:+.2f} dB |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
 
