@@ -21,7 +21,8 @@ def test_zero_head_elbo_is_exactly_the_modelled_bits(schedule, known) -> None:  
     for _ in range(3):
         out = ardm.training_elbo(m, u, maps, known, g)
         torch.testing.assert_close(out["elbo"], torch.full((6,), float(16 - known)), rtol=0, atol=1e-4)
-        draw = ardm.elbo_draw(ardm.ce_fn_of(m), u, maps, known, g)
+        lo, hi = ardm.top_bits_interval(u, known)
+        draw = ardm.elbo_draw(ardm.ce_fn_of(m), u, maps, maps.modelled_stages(known), lo, hi, g)
         torch.testing.assert_close(draw, torch.full((6,), float(16 - known), dtype=torch.float64), rtol=0, atol=1e-4)
 
 
@@ -45,7 +46,7 @@ def test_elbo_weighting_matches_a_hand_computation() -> None:
     D, W = 40, 256
     table = torch.randn(W)  # the same logits everywhere
 
-    def net(value, revealed, stage, t_frac):  # type: ignore[no-untyped-def]
+    def net(value, revealed, stage, t_frac, *iv):  # type: ignore[no-untyped-def]
         return table.expand(value.shape[0], value.shape[1], W)
 
     maps = ardm.StageMaps((8, 8))
@@ -102,7 +103,8 @@ def test_policy_bits_with_full_budget_is_unbiased_for_uniform_model() -> None:
     maps = ardm.StageMaps((8, 8))
     u = torch.randint(0, 65536, (2, 100))
     keys = torch.rand(2, 100)
-    bits = ardm.policy_bits(ardm.ce_fn_of(m), u, maps, 8, {1: np.array([0.0, 0.5])}, lambda s: keys)
+    lo, hi = ardm.top_bits_interval(u, 8)
+    bits = ardm.policy_bits(ardm.ce_fn_of(m), u, maps, [1], lo, hi, {1: np.array([0.0, 0.5])}, lambda s: keys)
     torch.testing.assert_close(bits, torch.full((2,), 800.0, dtype=torch.float64), rtol=1e-6, atol=1e-3)
 
 
@@ -111,7 +113,7 @@ def test_t_zero_share_reveals_nothing_in_that_share_of_rows() -> None:
     the share is honoured, and 0 leaves the random draws exactly as without the option."""
     seen = []
 
-    def net(value, revealed, stage, t_frac):  # type: ignore[no-untyped-def]
+    def net(value, revealed, stage, t_frac, *iv):  # type: ignore[no-untyped-def]
         seen.append(revealed.sum(1))
         return torch.zeros(value.shape[0], value.shape[1], 256)
 

@@ -82,7 +82,8 @@ def test_cost_is_the_models_exact_policy_cost(tmp_path: Path, full_model: Path) 
         def key(s: int, idx: np.ndarray = idx) -> torch.Tensor:
             return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(0, c), s, idx) for c in range(2)]))
 
-        total += float(ardm.policy_bits(runner.ce_fn(), blk, lm.maps, 0, pol, key).sum())
+        lo, hi = ardm.top_bits_interval(blk, 0)
+        total += float(ardm.policy_bits(runner.ce_fn(), blk, lm.maps, [0, 1], lo, hi, pol, key).sum())
     assert st.model_bits == pytest.approx(total, rel=1e-4)
 
 

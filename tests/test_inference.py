@@ -22,11 +22,12 @@ def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:
     past, future, target = maps.split(u, stage)
     value = torch.where(revealed, future, past)
     lo, hi = maps.allowed_range(u, stage, 8)
+    iv = ardm.top_bits_interval(u, 8)
     tf = torch.tensor([0.7, 0.7])
-    whole = ardm.ce_fn_of(lm.model)(value, revealed.float(), stage, tf, lo, hi, target)
+    whole = ardm.ce_fn_of(lm.model)(value, revealed.float(), stage, tf, lo, hi, target, *iv)
     for chunk in (7, 64, 333, 5000):
         runner = ChunkedRunner(lm.model, torch.device("cpu"), chunk=chunk, max_batch=3)
-        part = runner.ce_fn()(value, revealed.float(), stage, tf, lo, hi, target)
+        part = runner.ce_fn()(value, revealed.float(), stage, tf, lo, hi, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)
 
 

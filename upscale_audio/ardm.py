@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from . import bits
+from . import bits, intervals
 
 NetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in inference.py)
@@ -68,12 +68,38 @@ class StageMaps:
         self, u_known: torch.Tensor, stage: torch.Tensor, known_bits: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Digits consistent with the known top bits: [lo, hi) per position, long [B, T] each."""
-        low = torch.tensor(self.lows, device=u_known.device)[stage][:, None]
-        width = torch.tensor(self.schedule, device=u_known.device)[stage][:, None]
-        fixed = (known_bits - (16 - low - width)).clamp(0, None).minimum(width)
-        free = width - fixed
-        prefix = ((u_known >> low) & ((1 << width) - 1)) >> free
-        return prefix << free, (prefix + 1) << free
+        lo, hi = top_bits_interval(u_known, known_bits)
+        return self.allowed_digits(u_known, lo, hi, stage)
+
+    def allowed_digits(
+        self, u: torch.Tensor, iv_lo: torch.Tensor, iv_hi: torch.Tensor, stage: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Digits of each row's stage whose values meet the known interval [iv_lo, iv_hi), given the
+        digits above the stage (taken from u): [dlo, dhi) per position, long [B, T] each.
+
+        Digit d stands for [past + d 2**low, past + (d + 1) 2**low); the allowed ones are contiguous.
+        """
+        low = torch.tensor(self.lows, device=u.device)[stage][:, None]
+        width = torch.tensor(self.schedule, device=u.device)[stage][:, None]
+        past = (u >> (low + width)) << (low + width)
+        dlo = ((iv_lo - past) >> low).clamp(min=0)
+        dhi = (-((past - iv_hi) >> low)).minimum(1 << width)  # ceil((iv_hi - past) / 2**low)
+        return dlo, dhi
+
+    def open_stages(self, iv_lo: torch.Tensor, iv_hi: torch.Tensor, stages: Sequence[int]) -> list[int]:
+        """The stages of ``stages`` that some sample's interval leaves undetermined (more than one
+        allowed digit), from the first such stage on."""
+        width = iv_hi - iv_lo
+        first = next((s for s in stages if bool((width > 1).any()) and
+                      bool(((iv_lo >> self.lows[s]) != ((iv_hi - 1) >> self.lows[s])).any())), None)
+        return [] if first is None else [s for s in stages if s >= first]
+
+
+def top_bits_interval(u: torch.Tensor, known_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The aligned interval of the top ``known_bits`` bits of u: (lo, hi) long, same shape."""
+    shift = 16 - int(known_bits)
+    lo = (u >> shift) << shift
+    return lo, lo + (1 << shift)
 
 
 def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -94,6 +120,35 @@ def ranks(order_key: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------- training
+def draw_intervals(
+    u: torch.Tensor, share: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Known intervals for training rows: nothing known, or (a ``share`` of the rows) a random
+    linear depth of 4..12 bits, G.711 mu-law or A-law, in equal thirds. u long [B, D] -> (lo, hi)."""
+    B, D = u.shape
+    lo = torch.zeros_like(u)
+    hi = torch.full_like(u, 1 << 16)
+    if share <= 0:
+        return lo, hi
+    pick = torch.rand(B, generator=generator)
+    kind = torch.randint(3, (B,), generator=generator)
+    depth = torch.randint(4, 13, (B,), generator=generator)
+    for r in range(B):
+        if float(pick[r]) >= share:
+            continue
+        row = u[r].cpu().numpy()
+        if int(kind[r]) == 0:
+            rl, rh = intervals.linear(row, int(depth[r]))
+        else:
+            rl, rh = intervals.g711(intervals.g711_encode(row, intervals.LAWS[int(kind[r]) - 1]),
+                                    intervals.LAWS[int(kind[r]) - 1])
+            # the restore bins are a slightly narrower than the encoder's: keep the true value inside
+            rl, rh = np.minimum(rl, row), np.maximum(rh, row + 1)
+        lo[r] = torch.from_numpy(rl).to(u.device)
+        hi[r] = torch.from_numpy(rh).to(u.device)
+    return lo, hi
+
+
 def training_elbo(
     net: NetFn,
     u: torch.Tensor,
@@ -102,6 +157,7 @@ def training_elbo(
     generator: torch.Generator | None = None,
     stage_draw: Sequence[int] = (),
     t_zero_share: float = 0.0,
+    interval_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """One stochastic ELBO draw per row of a batch of crops.
 
@@ -113,12 +169,14 @@ def training_elbo(
     default draw a uniform model's estimate is exact.
         t_zero_share: share of rows whose t is 0 rather than uniform on {0..D-1}. Not reweighted:
             above 0 the mean of ``elbo`` is a t = 0-weighted objective, no longer an unbiased ELBO.
+        interval_share: share of rows conditioned on a random known interval (``draw_intervals``);
+            their ``elbo`` is the conditional bits per sample of what the interval leaves open.
 
     Returns dict with
         ``elbo`` [B]: bits per sample of all modelled stages (unbiased, one stage drawn per row),
         ``ce`` [B]: un-reweighted CE sum / D (the auxiliary term),
         ``stage`` [B], ``t_over_d`` [B] and ``step_loss`` [B] (mean CE bits of the unrevealed
-        positions, the per-step loss L_t that the tracker records).
+        positions, the per-step loss L_t that the tracker records), ``conditioned`` bool [B].
     """
     B, D = u.shape
     dev = u.device
@@ -134,12 +192,16 @@ def training_elbo(
         t = torch.where(torch.rand(B, generator=generator) < t_zero_share, 0, t)
     t = t.to(dev)
     key = torch.rand(B, D, generator=generator, device="cpu").to(dev)
+    iv_lo, iv_hi = draw_intervals(u, interval_share, generator)
+    if known_bits > 0:  # a model of the low bits only: the top bits are always known
+        top_lo, top_hi = top_bits_interval(u, known_bits)
+        iv_lo, iv_hi = torch.maximum(iv_lo, top_lo), torch.minimum(iv_hi, top_hi)
     revealed = ranks(key) < t[:, None]
     past, future, target = maps.split(u, stage)
     value = torch.where(revealed, future, past)
     rev_f = revealed.float()
-    logits = net(value, rev_f, stage, maps.t_frac(stage, t / D))
-    lo, hi = maps.allowed_range(u, stage, known_bits)
+    logits = net(value, rev_f, stage, maps.t_frac(stage, t / D), iv_lo, iv_hi)
+    lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
     ce = ce_bits(masked_log_probs(logits, lo, hi), target)  # [B, D]
     unrevealed = 1.0 - rev_f
     ce_sum = (ce * unrevealed).sum(1)
@@ -150,6 +212,7 @@ def training_elbo(
         "stage": stage,
         "t_over_d": t.float() / D,
         "step_loss": step_loss.detach(),
+        "conditioned": (iv_hi - iv_lo < (1 << 16)).any(1),
     }
 
 
@@ -197,31 +260,33 @@ class StepLossTracker:
 def ce_fn_of(net: NetFn) -> CeFn:
     """CE function of a plain network function (whole sequences at once)."""
 
-    def ce_fn(value, revealed, stage, t_frac, lo, hi, target):  # type: ignore[no-untyped-def]
-        return ce_bits(masked_log_probs(net(value, revealed, stage, t_frac), lo, hi), target)
+    def ce_fn(value, revealed, stage, t_frac, lo, hi, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
+        return ce_bits(masked_log_probs(net(value, revealed, stage, t_frac, iv_lo, iv_hi), lo, hi), target)
 
     return ce_fn
 
 
 @torch.no_grad()
 def elbo_draw(
-    ce_fn: CeFn, u: torch.Tensor, maps: StageMaps, known_bits: int, generator: torch.Generator
+    ce_fn: CeFn, u: torch.Tensor, maps: StageMaps, stages: Sequence[int], iv_lo: torch.Tensor,
+    iv_hi: torch.Tensor, generator: torch.Generator,
 ) -> torch.Tensor:
-    """One unbiased draw of the bits per sample of each row, summing every modelled stage.
+    """One unbiased draw of the bits per sample of each row, summing the given stages.
 
-    Each stage gets its own (t, order). u: long [B, D] -> float64 [B] (bits per sample).
+    Each stage gets its own (t, order). u, iv_lo, iv_hi: long [B, D] (u inside [iv_lo, iv_hi))
+    -> float64 [B] (bits per sample).
     """
     B, D = u.shape
     total = torch.zeros(B, dtype=torch.float64)
-    for s in maps.modelled_stages(known_bits):
+    for s in stages:
         stage = torch.full((B,), s, dtype=torch.long, device=u.device)
         t = torch.randint(D, (B,), generator=generator).to(u.device)
         key = torch.rand(B, D, generator=generator).to(u.device)
         revealed = ranks(key) < t[:, None]
         past, future, target = maps.split(u, stage)
-        lo, hi = maps.allowed_range(u, stage, known_bits)
+        lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
         value = torch.where(revealed, future, past)
-        ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target)
+        ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target, iv_lo, iv_hi)
         total += ((ce * (~revealed)).sum(1) / (D - t)).double().cpu()
     return total
 
@@ -231,26 +296,29 @@ def policy_bits(
     ce_fn: CeFn,
     u: torch.Tensor,
     maps: StageMaps,
-    known_bits: int,
+    stages: Sequence[int],
+    iv_lo: torch.Tensor,
+    iv_hi: torch.Tensor,
     policies: dict[int, np.ndarray],
     order_key: Callable[[int], torch.Tensor],
 ) -> torch.Tensor:
     """Exact code length (bits, summed over positions) of each row under fixed orders and policies.
 
-    For every modelled stage and every segment [lo, hi) of its policy, one network call at the
+    For every given stage and every segment [lo, hi) of its policy, one network call at the
     segment start scores all positions whose key falls in the segment: what a compressor pays.
 
     Args:
-        u: long [B, D]; policies: stage -> fractions [K]; order_key(stage) -> keys [B, D] in [0, 1).
+        u, iv_lo, iv_hi: long [B, D]; policies: stage -> fractions [K];
+        order_key(stage) -> keys [B, D] in [0, 1).
     Returns: float64 [B], total bits per row.
     """
     B, D = u.shape
     total = torch.zeros(B, dtype=torch.float64)
-    for s in maps.modelled_stages(known_bits):
+    for s in stages:
         stage = torch.full((B,), s, dtype=torch.long, device=u.device)
         key = order_key(s)
         past, future, target = maps.split(u, stage)
-        lo, hi = maps.allowed_range(u, stage, known_bits)
+        lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
         fr = np.asarray(policies[s], dtype=np.float64)
         edges = np.append(fr, 1.0)
         for i in range(len(fr)):
@@ -260,7 +328,7 @@ def policy_bits(
                 continue
             t_over_d = torch.full((B,), float(edges[i]), device=u.device)
             value = torch.where(revealed, future, past)
-            ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t_over_d), lo, hi, target)
+            ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t_over_d), lo, hi, target, iv_lo, iv_hi)
             total += (ce * now).sum(1).double().cpu()
     return total
 

@@ -35,6 +35,12 @@ class ModelConfig:
     # paper's input). The last two are kept to measure the difference (benchmarks/).
     features: str = "predict"
     smooth_width: int = 9  # moving-average width for the detail feature
+    # The classical prior each stage starts from (prior.py): "none" (digit softmax only) or "lmmse"
+    # (locally fitted two-sided interpolator; the network adds logits and corrects its location and
+    # scale, all from a zero-initialised output layer).
+    prior: str = "none"
+    prior_half: int = 256  # half-width of the prior's covariance window (samples)
+    prior_taps: int = 8  # neighbours per side of the prior's interpolator
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class ARDMConfig:
     # reads, more than the ELBO does: the logged training bpd is then no longer an ELBO (the
     # validation bpd still is).
     t_zero_share: float = 0.0
+    # Share of training rows conditioned on a random known interval per sample (a linear depth of
+    # 4..12 bits, G.711 mu-law or A-law) instead of nothing: one model restores all of them.
+    interval_share: float = 0.0
     tracker_bins: int = 128  # per-step loss tracking resolution over t / D
     tracker_momentum: float = 0.98
 
@@ -156,6 +165,14 @@ def validate(cfg: RunConfig) -> None:
                         f"got {list(cfg.ardm.stage_draw)}")
     if not 0.0 <= cfg.ardm.t_zero_share < 1.0:
         raise UserError(f"ardm.t_zero_share must be in [0, 1), got {cfg.ardm.t_zero_share}")
+    if not 0.0 <= cfg.ardm.interval_share <= 1.0:
+        raise UserError(f"ardm.interval_share must be in [0, 1], got {cfg.ardm.interval_share}")
+    if cfg.model.prior not in ("none", "lmmse"):
+        raise UserError(f"model.prior must be none or lmmse; got {cfg.model.prior!r}")
+    if cfg.model.prior_half < 4 * cfg.model.prior_taps or cfg.model.prior_taps < 1:
+        raise UserError("model.prior_taps must be >= 1 and model.prior_half >= 4 * prior_taps")
+    if cfg.model.channels < 2 or cfg.model.blocks < 1 or cfg.model.embed_dim < 1:
+        raise UserError("model.channels must be >= 2, model.blocks and model.embed_dim >= 1")
     if cfg.model.features not in ("predict", "scaled", "embed", "plain"):
         raise UserError(f"model.features must be predict, scaled, embed or plain; got {cfg.model.features!r}")
     if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:

@@ -14,11 +14,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import ardm, bits
+
+from . import ardm, bits, intervals
 from .checkpoint import LoadedModel
 from .inference import ChunkedRunner, default_chunk, generate
 
@@ -27,11 +29,18 @@ METHODS = ("ardm", "bin-centre", "zero")
 
 def restore_simple(u: np.ndarray, known_bits: int, method: str) -> np.ndarray:
     """Model-free restore. u: int [C, T] offset binary -> int64 [C, T]."""
-    top = bits.keep_top_bits(u, known_bits)
-    if method == "zero" or known_bits >= 16:
-        return top
+    if known_bits >= 16:
+        return np.asarray(u, dtype=np.int64)
+    return restore_interval_simple(*intervals.linear(u, known_bits), method)
+
+
+def restore_interval_simple(lo: np.ndarray, hi: np.ndarray, method: str) -> np.ndarray:
+    """Model-free restore inside known intervals: ``zero`` -> lo (toward -32768, what playing an
+    8-bit file as 16-bit does), ``bin-centre`` -> the middle. lo, hi int [C, T] -> int64 [C, T]."""
+    if method == "zero":
+        return np.asarray(lo, dtype=np.int64)
     if method == "bin-centre":
-        return top + (1 << (15 - known_bits))
+        return intervals.centre(lo, hi)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -52,6 +61,18 @@ def enhance_array(
     u: np.ndarray,
     known_bits: int,
     lm: LoadedModel,
+    **kw: Any,
+) -> EnhanceResult:
+    """Restore the bits below ``known_bits`` of u int [C, T] (offset binary) with the ARDM; see
+    :func:`enhance_intervals` for the options."""
+    lo, hi = intervals.linear(u, known_bits)
+    return enhance_intervals(lo, hi, lm, **kw)
+
+
+def enhance_intervals(
+    iv_lo: np.ndarray,
+    iv_hi: np.ndarray,
+    lm: LoadedModel,
     *,
     mode: str = "sample",
     steps: int | str | None = None,
@@ -63,13 +84,12 @@ def enhance_array(
     rate: int = 16000,
     progress: Callable[[int], None] | None = None,
 ) -> EnhanceResult:
-    """Restore the bits below ``known_bits`` with the ARDM. u: int [C, T] offset binary.
+    """Restore every sample inside its known interval [iv_lo, iv_hi) (int [C, T], offset binary).
 
     ``steps``: network calls per stage (int), "full" (one position per call) or None (the
     checkpoint's recommended budget). Channels are folded into the batch.
     """
-    if known_bits < lm.known_bits:
-        raise ValueError(f"the model needs at least {lm.known_bits} known bits; the input has {known_bits}")
+    stages = open_stages(lm, iv_lo, iv_hi)
     device = device or torch.device("cpu")
     runner = ChunkedRunner(lm.model, device, chunk or default_chunk(rate, device))
     if steps == "full":
@@ -77,12 +97,23 @@ def enhance_array(
     else:
         policies = lm.policies(int(steps) if steps is not None else lm.recommended_steps(), naive)
     base = key if key is not None else bits.mix_key(seed)
-    row_keys = [bits.mix_key(base, c) for c in range(u.shape[0])]
+    row_keys = [bits.mix_key(base, c) for c in range(np.shape(iv_lo)[0])]
     t0 = time.perf_counter()
-    out, calls = generate(runner, np.asarray(u, dtype=np.int64), known_bits, lm.config.ardm.schedule,
-                          policies, row_keys, mode, progress)
-    stages = len(lm.maps.modelled_stages(known_bits))
-    return EnhanceResult(out, calls, 1 if mode == "mean" else stages, time.perf_counter() - t0)
+    out, calls = generate(runner, np.asarray(iv_lo, dtype=np.int64), np.asarray(iv_hi, dtype=np.int64),
+                          lm.config.ardm.schedule, stages, policies, row_keys, mode, progress)
+    n = calls if mode == "mean" else len(stages)
+    return EnhanceResult(out, calls, n, time.perf_counter() - t0)
+
+
+def open_stages(lm: LoadedModel, iv_lo: np.ndarray, iv_hi: np.ndarray) -> list[int]:
+    """The stages the intervals leave open; ValueError if the model does not cover one of them."""
+    lo = torch.from_numpy(np.asarray(iv_lo, dtype=np.int64))
+    hi = torch.from_numpy(np.asarray(iv_hi, dtype=np.int64))
+    stages = lm.maps.open_stages(lo, hi, range(lm.maps.S))
+    if any(s not in lm.model.stages for s in stages):
+        raise ValueError(f"the model covers only the bits below the top {lm.known_bits}; this input leaves "
+                         "higher bits open")
+    return stages
 
 
 @dataclass
@@ -101,6 +132,7 @@ def bits_per_sample(
     lm: LoadedModel,
     *,
     given_bits: int | None = None,
+    given_law: str | None = None,
     steps: int | str = "full",
     passes: int = 4,
     seed: int = 0,
@@ -112,12 +144,18 @@ def bits_per_sample(
 
     ``steps="full"``: the stochastic ELBO averaged over ``passes`` draws of (t, order); the
     standard error is over passes. ``steps=K``: the exact code length of the K-call policy for a
-    fixed order drawn from ``seed`` (deterministic, stderr 0).
+    fixed order drawn from ``seed`` (deterministic, stderr 0). ``given_law`` (ulaw/alaw): score what
+    G.711 coding of each sample leaves open instead of the bits below ``given_bits``.
     """
     gb = lm.known_bits if given_bits is None else given_bits
     if gb < lm.known_bits:
         raise ValueError(f"the model covers only the bits below {lm.known_bits}; use --given-bits {lm.known_bits} "
                          "or more")
+
+    def known(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        lo, hi = intervals.g711_of_u(x, given_law) if given_law else intervals.linear(x, gb)
+        return torch.from_numpy(lo), torch.from_numpy(hi), open_stages(lm, lo, hi)
+
     device = device or torch.device("cpu")
     runner = ChunkedRunner(lm.model, device, chunk or default_chunk(16000, device))
     ce_fn = runner.ce_fn()
@@ -130,7 +168,8 @@ def bits_per_sample(
             tot = 0.0
             for x in items:
                 u = torch.from_numpy(np.asarray(x, dtype=np.int64))
-                tot += float(ardm.elbo_draw(ce_fn, u, maps, gb, g).sum()) * u.shape[1]
+                lo, hi, stages = known(u.numpy())
+                tot += float(ardm.elbo_draw(ce_fn, u, maps, stages, lo, hi, g).sum()) * u.shape[1]
             per_pass.append(tot / total_samples)
         arr = np.array(per_pass)
         se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
@@ -145,5 +184,6 @@ def bits_per_sample(
             return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(seed, n, c), s, idx)
                                               for c in range(rows)]))
 
-        tot += float(ardm.policy_bits(ce_fn, u, maps, gb, pol, order_key).sum())
+        lo, hi, stages = known(u.numpy())
+        tot += float(ardm.policy_bits(ce_fn, u, maps, stages, lo, hi, pol, order_key).sum())
     return BpdResult(tot / total_samples, 0.0, total_samples, len(items), 1, str(steps), gb)

@@ -27,13 +27,16 @@ from torch import nn
 
 from .bits import check_schedule
 from .config import ModelConfig
+from .prior import digit_log_probs
+from .prior import lmmse as prior_lmmse
 
 CLIP = 8.0
 
 
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
     base = {"plain": 1, "embed": 1, "scaled": 5, "predict": 8}[cfg.features]
-    return base + 1 + n_stages  # + revealed mask + one-hot stage
+    extra = 4 if cfg.prior != "none" else 0  # interval centre and width, prior location and scale
+    return base + extra + 1 + n_stages  # + revealed mask + one-hot stage
 
 
 class ResidualBlock(nn.Module):
@@ -92,8 +95,10 @@ class UpscaleWaveNet(nn.Module):
         sizes = [2 ** self.schedule[s] for s in self.stages]
         self.out_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         self.max_classes = max(sizes)
-        self.out = nn.Conv1d(C, sum(sizes), 1)
-        nn.init.zeros_(self.out.weight)  # uniform logits at init: the ELBO equals the modelled bits
+        # with a prior, two more outputs: its location shift (in prior scales) and log-scale change
+        self.n_prior_out = 2 if cfg.prior != "none" else 0
+        self.out = nn.Conv1d(C, sum(sizes) + self.n_prior_out, 1)
+        nn.init.zeros_(self.out.weight)  # zero at init: the model scores what the prior (or uniform) does
         assert self.out.bias is not None
         nn.init.zeros_(self.out.bias)
 
@@ -103,19 +108,58 @@ class UpscaleWaveNet(nn.Module):
         half = 1 + sum(d * (self.cfg.kernel_size // 2) for d in self.dilations)  # input conv + blocks
         if self.cfg.features in ("scaled", "predict"):
             half += max(self.cfg.smooth_width // 2, 1 if self.cfg.features == "scaled" else 2)
+        if self.cfg.prior != "none":
+            half += self.cfg.prior_half  # the prior at the edge of the conv's reach sees this far
         return 2 * half + 1
 
     # ------------------------------------------------------------------ inputs
-    def features(
-        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
+    def current_interval(
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor,
+        iv_lo: torch.Tensor | None, iv_hi: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float features [B, F, T] and x_hat [B, T] (value with unknown bits at their bin centre)."""
+        """What is known of each sample at this step: [lo, hi) long [B, T] each.
+
+        The stage's digit and everything below it are unknown where not revealed (below it where
+        revealed), intersected with the input's known interval [iv_lo, iv_hi) when there is one."""
         low = self.lows[stage][:, None]  # [B, 1]
         width = self.widths[stage][:, None]
         unknown = torch.where(revealed > 0.5, low, low + width)  # unknown low bits per position
-        centre = torch.where(unknown > 0, torch.pow(2.0, (unknown - 1).clamp(min=0).float()), 0.0)
-        x_hat = value.float() + centre
-        return self.features_from_xhat(x_hat, value, revealed, stage), x_hat
+        lo, hi = value, value + (1 << unknown)
+        if iv_lo is not None and iv_hi is not None:
+            lo, hi = torch.maximum(lo, iv_lo), torch.minimum(hi, iv_hi)
+        return lo, hi
+
+    def features(
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor,
+        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None,
+        prior: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float features [B, F, T] and x_hat [B, T] (lo + (hi - lo) // 2: the bin centre of what is
+        known, the exact value once known)."""
+        lo, hi = self.current_interval(value, revealed, stage, iv_lo, iv_hi)
+        x_hat = (lo + (hi - lo) // 2).float()
+        feats = self.features_from_xhat(x_hat, value, revealed, stage)
+        if prior is not None:
+            low = self.lows[stage][:, None]
+            scale = torch.pow(2.0, (low + self.widths[stage][:, None]).float())
+            mu, sigma = prior
+            extra = torch.stack([
+                ((lo + hi - 1).float() / 2 - x_hat) / scale,  # exact centre vs x_hat (sub-unit)
+                torch.log2((hi - lo).float()) / 16,
+                ((mu - x_hat) / scale).clamp(-CLIP, CLIP),
+                torch.log2(sigma.clamp(min=0.25)) / 16,
+            ], 1)
+            feats = torch.cat([feats[:, :-1 - self.n_stages], extra, feats[:, -1 - self.n_stages:]], 1)
+        return feats, x_hat
+
+    def prior_of(
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor,
+        iv_lo: torch.Tensor | None, iv_hi: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The classical prior's location and scale of every sample (16-bit units): float [B, T] x 2."""
+        lo, hi = self.current_interval(value, revealed, stage, iv_lo, iv_hi)
+        mu, sigma = prior_lmmse(lo.cpu().numpy(), hi.cpu().numpy(), self.cfg.prior_half, self.cfg.prior_taps)
+        return torch.from_numpy(mu).float().to(value.device), torch.from_numpy(sigma).float().to(value.device)
 
     def features_from_xhat(
         self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
@@ -188,7 +232,8 @@ class UpscaleWaveNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(
-        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
+        self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
+        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Digit logits of each example's stage.
 
@@ -197,11 +242,26 @@ class UpscaleWaveNet(nn.Module):
             revealed: float [B, T], 1 where the current stage's digit is already known.
             stage: long [B], stage index (into the full schedule) of each example.
             t_frac: float [B], global step as a fraction: (stage + t / D) / n_stages.
+            iv_lo, iv_hi: long [B, T], the input's known interval [lo, hi) per sample (None: nothing).
         Returns:
-            float [B, T, W]; classes beyond 2**width of an example's stage are -inf.
+            float [B, T, W]; classes beyond 2**width of an example's stage are -inf. With a prior,
+            its digit log-probabilities plus the network's logits (-inf where the interval excludes).
         """
-        feats, _ = self.features(value, revealed, stage)
-        return self.forward_features(feats, value, stage, t_frac)
+        if self.cfg.prior == "none":
+            feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi)
+            return self.forward_features(feats, value, stage, t_frac)
+        mu, sigma = self.prior_of(value, revealed, stage, iv_lo, iv_hi)
+        feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi, (mu, sigma))
+        out = self.forward_features(feats, value, stage, t_frac)  # [B, T, W + 2]
+        logits, shift, log_scale = out[..., :-2], out[..., -2], out[..., -1]
+        low = self.lows[stage][:, None]
+        past = (value >> (low + self.widths[stage][:, None])) << (low + self.widths[stage][:, None])
+        lo = iv_lo if iv_lo is not None else torch.zeros_like(value)
+        hi = iv_hi if iv_hi is not None else torch.full_like(value, 1 << 16)
+        sigma2 = sigma * torch.exp(log_scale.float().clamp(-8.0, 8.0))
+        prior_lp = digit_log_probs(mu + shift.float().clamp(-CLIP, CLIP) * sigma, sigma2, past, lo, hi, low,
+                                   logits.shape[-1])
+        return logits.float() + prior_lp
 
     def forward_features(
         self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
@@ -222,10 +282,20 @@ class UpscaleWaveNet(nn.Module):
         return self._stage_logits(z, stage)
 
     def _stage_logits(self, z: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
-        """The output layer for each example's stage -> [B, T, W] (-inf padded)."""
+        """The output layer for each example's stage -> [B, T, W] (-inf padded), then the prior's
+        two correction channels when there is a prior ([B, T, W + 2])."""
+        if self.n_prior_out:
+            assert self.out.bias is not None
+            n = self.out.out_channels - 2
+            corr = F.conv1d(z, self.out.weight[n:], self.out.bias[n:]).transpose(1, 2)
+            return torch.cat([self._digit_logits(z, stage, n), corr], -1)
+        return self._digit_logits(z, stage, self.out.out_channels)
+
+    def _digit_logits(self, z: torch.Tensor, stage: torch.Tensor, n_out: int) -> torch.Tensor:
         B, _, T = z.shape
+        assert self.out.bias is not None
         if len(self.stages) == 1:
-            return self.out(z).transpose(1, 2)
+            return F.conv1d(z, self.out.weight[:n_out], self.out.bias[:n_out]).transpose(1, 2)
         first = int(stage[0])
         if bool((stage == first).all()) and self.schedule[first] == max(self.schedule[s] for s in self.stages):
             # one stage in the whole batch (inference): compute only its rows of the output layer
@@ -233,7 +303,7 @@ class UpscaleWaveNet(nn.Module):
             rows = slice(self.out_offsets[i], self.out_offsets[i] + 2 ** self.schedule[first])
             assert self.out.bias is not None
             return F.conv1d(z, self.out.weight[rows], self.out.bias[rows]).transpose(1, 2)
-        out = self.out(z)
+        out = F.conv1d(z, self.out.weight[:n_out], self.out.bias[:n_out])
         res = out.new_full((B, self.max_classes, T), float("-inf"))
         for i, s in enumerate(self.stages):
             sel = stage == s

@@ -34,6 +34,27 @@ def _dist_info() -> tuple[int, int, int]:
     return 0, 1, 0
 
 
+def _stop_on_signals() -> dict[str, int | None]:
+    """SIGTERM / SIGHUP / SIGINT end the run cleanly after the current step: a checkpoint is written
+    and the run resumes from it later (``nohup ... &`` then ``kill PID`` to pause a campaign)."""
+    import signal
+
+    state: dict[str, int | None] = {"signal": None}
+
+    def handler(signum: int, frame: object) -> None:
+        if state["signal"] is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        state["signal"] = signum
+        print(f"signal {signum}: stopping after this step with a checkpoint", file=sys.stderr)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (tests): leave the defaults
+            pass
+    return state
+
+
 def lr_at(cfg: RunConfig, progress: float, step: int) -> float:
     """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` as progress goes 0 -> 1."""
     t = cfg.train
@@ -49,10 +70,13 @@ def validate(model: torch.nn.Module, crops: torch.Tensor, cfg: RunConfig, passes
     maps = ardm.StageMaps(cfg.ardm.schedule)
     g = torch.Generator().manual_seed(4321)
     ce_fn = ardm.ce_fn_of(model)
+    stages = maps.modelled_stages(cfg.ardm.known_bits)
     vals = []
     for _ in range(passes):
         for i in range(0, len(crops), 8):
-            vals.append(ardm.elbo_draw(ce_fn, crops[i : i + 8].to(device), maps, cfg.ardm.known_bits, g))
+            u = crops[i : i + 8].to(device)
+            lo, hi = ardm.top_bits_interval(u, cfg.ardm.known_bits)
+            vals.append(ardm.elbo_draw(ce_fn, u, maps, stages, lo, hi, g))
     return float(torch.cat(vals).mean())
 
 
@@ -156,9 +180,11 @@ def train(
     record: dict[str, Any] = {"step": step}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda else nullcontext()
     window_loss, window_n, t_window = 0.0, 0, time.time()
+    stop_requested = _stop_on_signals() if rank == 0 else {"signal": None}
     while step < cfg.train.max_steps:
         elapsed_min = (elapsed_before + time.time() - t_start) / 60
-        stop = torch.tensor(float(max_minutes is not None and elapsed_min >= max_minutes))
+        stop = torch.tensor(float((max_minutes is not None and elapsed_min >= max_minutes)
+                                  or stop_requested["signal"] is not None))
         if world > 1:
             dist.all_reduce(stop, op=dist.ReduceOp.MAX)
         if stop.item() > 0:
@@ -170,7 +196,7 @@ def train(
         u = corpus.crops(cfg.train.batch_size, cfg.data.crop, gen).to(device)
         with autocast:
             out = ardm.training_elbo(net, u, maps, cfg.ardm.known_bits, gen, cfg.ardm.stage_draw,
-                                     cfg.ardm.t_zero_share)
+                                     cfg.ardm.t_zero_share, cfg.ardm.interval_share)
         loss = out["elbo"].mean() + cfg.ardm.ce_weight * out["ce"].mean()
         if not torch.isfinite(loss):
             raise RuntimeError(f"non-finite loss at step {step}; lower train.lr or check the data")
