@@ -29,7 +29,8 @@ import torch
 
 from . import bits, intervals
 
-NetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# net(value, revealed, stage, t_frac, iv_lo, iv_hi) -> logits [B, T, W]
+NetFn = Callable[..., torch.Tensor]
 # ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in inference.py)
 CeFn = Callable[..., torch.Tensor]
 LN2 = math.log(2.0)

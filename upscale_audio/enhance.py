@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-
 from . import ardm, bits, intervals
 from .checkpoint import LoadedModel
 from .inference import ChunkedRunner, default_chunk, generate

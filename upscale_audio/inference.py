@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import ardm, bits
+from . import ardm
 from .model import UpscaleWaveNet
 
 Progress = Callable[[int], None]

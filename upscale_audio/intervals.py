@@ -17,7 +17,7 @@ share no value). Any output inside it re-encodes to the input's byte with either
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import soundfile as sf
@@ -39,7 +39,7 @@ def full(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------ G.711
-@lru_cache(maxsize=None)
+@cache
 def libsndfile_codes(law: str) -> np.ndarray:
     """libsndfile's G.711 code of every 16-bit value: uint8 [65536], indexed by u = s + 32768."""
     s = np.arange(-32768, 32768, dtype=np.int16)
@@ -48,7 +48,7 @@ def libsndfile_codes(law: str) -> np.ndarray:
     return np.frombuffer(buf.getvalue(), dtype=np.uint8).copy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def decoded(law: str) -> np.ndarray:
     """libsndfile's decoded 16-bit value of each code, as u: int64 [256]."""
     codes = np.arange(256, dtype=np.uint8).tobytes()
@@ -94,7 +94,7 @@ def _bins(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-@lru_cache(maxsize=None)
+@cache
 def g711_bins(law: str) -> tuple[np.ndarray, np.ndarray]:
     """The restore interval of every code: [lo, hi) int64 [256] each (see the module docstring)."""
     if law not in LAWS:
