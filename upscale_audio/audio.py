@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import bits
+from . import bits, intervals
 from .errors import UserError
 from .files import umask_mode
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".au", ".caf", ".w64", ".rf64"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".au", ".snd", ".caf", ".w64", ".rf64"}
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 
 
@@ -229,3 +229,77 @@ def write_u8(path: str | Path, samples: np.ndarray, rate: int) -> None:
     u = samples.astype(np.int64) + 32768
     s = ((u >> 8) << 8) - 32768
     sf.write(str(path), s.astype(np.int16).T, rate, subtype="PCM_U8", format="WAV")
+
+
+# ------------------------------------------------------------------ what an input already knows
+FORMAT_BITS = {"PCM_U8": 8, "PCM_S8": 8}  # linear formats narrower than 16 bits
+G711 = {"ULAW": "ulaw", "ALAW": "alaw"}
+LAW_NAMES = {"ulaw": "mu-law", "alaw": "A-law"}
+MIN_EVIDENCE_SAMPLES = 4096  # depth detection in a 16-bit container needs this many samples
+MIN_EVIDENCE_VALUES = 32  # ... and this many distinct non-zero values
+
+
+@dataclass
+class Known:
+    """What a file tells about each sample: a linear depth (top ``bits`` known) or a G.711 law,
+    and what decided it (``source``: format, detected, --bits, or silence)."""
+
+    kind: str  # "linear", "ulaw", "alaw"
+    bits: int  # linear: known top bits (16: nothing to restore); G.711: 8 (bits per code)
+    source: str
+
+    def intervals(self, a: AudioFile) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) of every sample, int64 [C, T] each."""
+        if self.kind == "linear":
+            return intervals.linear(a.u, self.bits)
+        return intervals.g711(intervals.decoded_to_codes(a.u, self.kind), self.kind)
+
+    def describe(self) -> str:
+        what = f"{self.bits} known bits" if self.kind == "linear" else f"G.711 {LAW_NAMES[self.kind]}"
+        return f"{what} ({self.source})"
+
+
+def decide_known(a: AudioFile, bits: int | None = None, law: str | None = None) -> Known:
+    """The format decides first; values only with evidence; ``bits``/``law`` (the user) override.
+
+    * 8-bit PCM: 8 known bits, whatever the values (a silent or sparse 8-bit file keeps its bytes);
+    * mu-law / A-law: the G.711 bins of each code;
+    * 16-bit container: the bits in use, when there are at least MIN_EVIDENCE_SAMPLES samples with
+      MIN_EVIDENCE_VALUES distinct non-zero values; digital silence has nothing to restore (16).
+    Raises :class:`UserError` when a 16-bit file gives no evidence and no ``bits`` is given.
+    """
+    if law is not None:
+        return Known(law, 8, "--raw" if a.subtype in G711 else "--given")
+    if bits is not None:
+        return Known("linear", bits, "--bits")
+    if a.subtype in G711:
+        return Known(G711[a.subtype], 8, "format")
+    if a.subtype in FORMAT_BITS:
+        return Known("linear", FORMAT_BITS[a.subtype], f"format {a.subtype}")
+    assert a.samples is not None
+    if not np.any(a.samples):
+        return Known("linear", 16, "digital silence")
+    if a.significant_bits >= 16:
+        return Known("linear", 16, "detected")
+    nz = a.samples[a.samples != 0]
+    distinct = len(np.unique(nz[: 1 << 20]))
+    if a.samples.size < MIN_EVIDENCE_SAMPLES or distinct < MIN_EVIDENCE_VALUES:
+        raise UserError(f"{a.path}: a {a.subtype} file whose values use only {a.significant_bits} bits, but with "
+                        f"{a.samples.size} samples and {distinct} distinct values that is no evidence of its depth; "
+                        "pass --bits N to say how many top bits are known")
+    return Known("linear", a.significant_bits, "detected")
+
+
+def read_g711_raw(path: str | Path, law: str, rate: int) -> AudioFile:
+    """A headerless G.711 dump (mono, one byte per sample) as an AudioFile of decoded values."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: no such file; check the path")
+    data = p.read_bytes()
+    if not data:
+        raise UserError(f"{p}: empty file; nothing to process")
+    codes = np.frombuffer(data, dtype=np.uint8)
+    u = intervals.decoded(law)[codes]
+    samples = (u - 32768).astype(np.int16)[None]
+    sub = {"ulaw": "ULAW", "alaw": "ALAW"}[law]
+    return AudioFile(p, samples, int(rate), sub, 1, len(codes), 8)

@@ -109,6 +109,11 @@ def _plan_outputs(
     return plan
 
 
+class Law(str, Enum):
+    ulaw = "ulaw"
+    alaw = "alaw"
+
+
 @app.command()
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
@@ -118,22 +123,34 @@ def enhance(
     mode: Annotated[Mode, typer.Option(help="sample: generate the low bits; mean: posterior mean (1 call).")] = Mode.sample,
     steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
     policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,
-    bits: Annotated[int | None, typer.Option("--bits", help="Known high bits (default: detected).")] = None,
+    bits: Annotated[int | None, typer.Option("--bits", help="Known high bits (default: from the format, else detected).")] = None,
+    raw: Annotated[Law | None, typer.Option("--raw", help="Inputs are headerless G.711 dumps (mono): ulaw or alaw.")] = None,
+    rate: Annotated[int | None, typer.Option("--rate", help="Sample rate of --raw inputs (Hz).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 16000 samples on CPU, 20 s on GPU).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
-    """Restore low-bit audio to 16 bits. Known high bits never change."""
-    from . import audio
-    from .bits import keep_top_bits
-    from .enhance import enhance_array, file_key, restore_simple
+    """Restore low-bit audio (8-bit PCM, mu-law, A-law, ...) to 16 bits. Known values never change."""
+    import math
 
-    if bits is not None and not 1 <= bits <= 16:
-        fatal(f"--bits {bits}: must be between 1 and 16")
+    from . import audio, intervals
+    from .enhance import enhance_intervals, file_key, open_stages, restore_interval_simple
+
+    if bits is not None and not 1 <= bits <= 15:
+        fatal(f"--bits {bits}: must be between 1 and 15 (the known top bits; 16 leaves nothing to restore)")
+    if raw is not None and (rate is None or rate < 1):
+        fatal("--raw needs --rate R, the sample rate of the headerless G.711 data (e.g. --rate 8000)")
+    if raw is None and rate is not None:
+        fatal("--rate is only for --raw inputs (other files carry their rate)")
+    if raw is not None and bits is not None:
+        fatal("--raw and --bits exclude each other: G.711 data knows its own intervals")
+    if chunk_seconds is not None and not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
+        fatal(f"--chunk-seconds {chunk_seconds}: give a positive number of seconds, e.g. --chunk-seconds 10")
     k_steps = _steps(steps)
-    plan = _plan_outputs(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"))
+    plan = _plan_outputs(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"),
+                         suffixes=None if raw is None else {".raw", ".ul", ".ulaw", ".al", ".alaw", ".g711", ".bin"})
     lm = None
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     if method == Method.ardm:
@@ -148,39 +165,43 @@ def enhance(
     for n, (src, dst) in enumerate(plan):
         if n % world != rank:  # torchrun: files are sharded across ranks
             continue
-        a = audio.read(src)
+        a = audio.read_g711_raw(src, raw.value, int(rate or 0)) if raw is not None else audio.read(src)
         if a.samples is None:
             fatal(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits (nothing to do)")
-        known = bits if bits is not None else a.significant_bits
-        if known >= 16:
-            fatal(f"{src}: already has 16 significant bits, nothing to restore; pass --bits N to treat only "
-                  "the top N bits as known")
-        u = a.u
+        known = audio.decide_known(a, bits, raw.value if raw is not None else None)
+        if known.kind == "linear" and known.bits >= 16:
+            if known.source == "digital silence":
+                audio.write(dst, a.samples, a.rate, force=force)
+                if not quiet:
+                    typer.echo(f"{src} -> {dst}: digital silence, nothing to restore (copied unchanged)", err=True)
+                continue
+            fatal(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits as known")
+        lo, hi = known.intervals(a)
         if method == Method.ardm:
             assert lm is not None
-            if known < lm.known_bits:
-                fatal(f"{src}: has {known} significant bits but the model needs at least {lm.known_bits}; "
-                      "use --method bin-centre or a model trained with fewer known bits")
             rates = lm.config.data.sample_rates
             if rates and a.rate not in rates and not quiet:
                 typer.echo(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data "
                            f"{list(rates)}; output may be worse (no resampling is done)", err=True)
-            chunk = int(chunk_seconds * a.rate) if chunk_seconds else None
-            n_stages = len(lm.maps.modelled_stages(known))
+            chunk = max(1, int(chunk_seconds * a.rate)) if chunk_seconds else None
             per_stage = a.frames if k_steps == "full" else (k_steps or lm.recommended_steps())
-            with _bar(1 if mode == Mode.mean else n_stages * int(per_stage), src.name, quiet) as bar:
-                res = enhance_array(u, known, lm, mode=mode.value, steps=k_steps, naive=policy == PolicyKind.naive,
-                                    key=file_key(seed, src), device=dev, chunk=chunk, rate=a.rate,
-                                    progress=bar.update)
+            try:
+                n_stages = len(open_stages(lm, lo, hi))
+                with _bar(n_stages if mode == Mode.mean else n_stages * int(per_stage), src.name, quiet) as bar:
+                    res = enhance_intervals(lo, hi, lm, mode=mode.value, steps=k_steps,
+                                            naive=policy == PolicyKind.naive, key=file_key(seed, src), device=dev,
+                                            chunk=chunk, rate=a.rate, progress=bar.update)
+            except ValueError as e:
+                fatal(f"{src}: {e}; use --method bin-centre or a model of all 16 bits")
             out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
                                   f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
         else:
-            out_u, info = restore_simple(u, known, method.value), method.value
-        if not (keep_top_bits(out_u, known) == keep_top_bits(u, known)).all():  # the invariant, checked on every file
-            raise RuntimeError(f"{src}: known bits changed; this is a bug, please report it")
+            out_u, info = restore_interval_simple(lo, hi, method.value), method.value
+        if not intervals.check_inside(out_u, lo, hi):  # the invariant, checked on every file
+            raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
         audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=force)
         if not quiet:
-            typer.echo(f"{src} -> {dst}: {known} known bits, {a.channels} ch, {a.rate} Hz; {info}", err=True)
+            typer.echo(f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}", err=True)
 
 
 @app.command()
@@ -188,6 +209,7 @@ def bpd(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories.")],
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
     given_bits: Annotated[int | None, typer.Option(help="Score only the bits below the top N (default: the model's).")] = None,
+    given: Annotated[Law | None, typer.Option("--given", help="Score what G.711 coding (ulaw or alaw) of each sample leaves open.")] = None,
     steps: Annotated[str, typer.Option(help="'full' (stochastic ELBO) or K (exact cost of the K-call policy).")] = "full",
     passes: Annotated[int, typer.Option(help="ELBO draws to average (--steps full).")] = 4,
     policy: Annotated[PolicyKind, typer.Option(help="dp or naive (with --steps K).")] = PolicyKind.dp,
@@ -205,6 +227,8 @@ def bpd(
         fatal("--passes must be at least 1")
     if given_bits is not None and not 0 <= given_bits <= 15:
         fatal(f"--given-bits {given_bits}: must be between 0 and 15")
+    if given is not None and given_bits is not None:
+        fatal("--given and --given-bits exclude each other: choose what is known")
     items = audio.find_audio(inputs)
     lm = load(model)
     arrays = []
@@ -214,19 +238,30 @@ def bpd(
             fatal(f"{src}: has {a.significant_bits} significant bits; bpd scores 16-bit recordings")
         arrays.append(a.u)
     try:
-        res = bits_per_sample(arrays, lm, given_bits=given_bits, steps=k if k is not None else "full",
+        res = bits_per_sample(arrays, lm, given_bits=given_bits, given_law=given.value if given else None,
+                              steps=k if k is not None else "full",
                               passes=passes, seed=seed, device=_device(device), naive=policy == PolicyKind.naive)
     except ValueError as e:
         fatal(str(e))
-    d = {"bits_per_sample": res.bits_per_sample, "stderr": res.stderr, "samples": res.samples,
-         "files": res.files, "passes": res.passes, "steps": res.steps, "given_bits": res.given_bits,
+    import math
+
+    d = {"bits_per_sample": res.bits_per_sample, "stderr": res.stderr if math.isfinite(res.stderr) else None,
+         "samples": res.samples, "files": res.files, "passes": res.passes, "steps": res.steps,
+         "given_bits": None if given else res.given_bits, "given": given.value if given else None,
          "model": str(lm.path), "model_sha256": lm.sha256[:16]}
     if as_json:
         typer.echo(json.dumps(d))
     else:
-        se = f" +- {res.stderr:.4f} (s.e., {res.passes} passes)" if res.steps == "full" else " (exact, fixed order)"
-        typer.echo(f"{res.bits_per_sample:.4f} bits/sample{se} for the {16 - res.given_bits} bits below the top "
-                   f"{res.given_bits}; {res.samples} samples in {res.files} file(s); steps {res.steps}")
+        if res.steps != "full":
+            se = " (exact, fixed order)"
+        elif math.isfinite(res.stderr):
+            se = f" +- {res.stderr:.4f} (s.e., {res.passes} passes)"
+        else:
+            se = " (one pass: no error bar; use --passes 2 or more)"
+        what = (f"what G.711 {given.value} leaves open" if given else
+                f"the {16 - res.given_bits} bits below the top {res.given_bits}")
+        typer.echo(f"{res.bits_per_sample:.4f} bits/sample{se} for {what}; {res.samples} samples in "
+                   f"{res.files} file(s); steps {res.steps}")
 
 
 @app.command()
