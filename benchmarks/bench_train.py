@@ -1,12 +1,22 @@
-"""Training benchmark: representations and settings compared at equal training time.
+"""Training benchmark: recipes compared at equal training time, on held-out splits.
 
-Each variant is a set of ``--set`` overrides on a base config. Every variant trains for the same
-wall-clock minutes on the same data, then its EMA model is scored on held-out files with
-``bits_per_sample`` (stochastic ELBO, ``--passes`` draws). Prints a table and writes JSON.
+Two ways to run it:
+
+* ``--variant``: each variant (``--set`` overrides on ``--config``) trains here, one after the
+  other, for the same ``--minutes``; its EMA model is then scored on ``--heldout`` files.
+* ``--checkpoints NAME=PATH ...``: score runs that trained side by side for the same CPU minutes
+  (each ``train`` with ``train.num_threads=1``, stopped at the same elapsed time), plus
+  ``--untrained NAME=CONFIG`` rows (a recipe's starting point: with a prior, the prior alone) on
+  the held-out splits of ``--corpus``: bits per sample of the low byte (given the high byte) and of
+  all 16 bits, the same ELBO draws for every model.
+
+Prints a table and writes JSON.
 
     python benchmarks/bench_train.py --data CORPUS/speech_16k/train --heldout CORPUS/speech_16k/heldout \
         --config configs/lowbyte.toml --minutes 5 --variant plain:model.features=plain \
         --variant scaled: --out bench-results/train.json
+    python benchmarks/bench_train.py --corpus $C --checkpoints predict=runs/cmp_predict/latest.pt \
+        prior=runs/campaign_prior/latest.pt --untrained prior-alone=configs/prior.toml
 """
 
 from __future__ import annotations
@@ -33,10 +43,60 @@ def heldout_arrays(path: Path, max_files: int) -> list[np.ndarray]:
     return [audio.read(f).u for f in files[::step][: max_files or None]]
 
 
+SETS = ("speech_16k", "speech_8k", "music_44k", "music_16k")
+
+
+def untrained(config: Path, path: Path) -> Path:
+    """Write the untrained model of a config (zero output layer) as a checkpoint."""
+    from upscale_audio.ardm import StepLossTracker
+    from upscale_audio.checkpoint import atomic_save, build_model, make_checkpoint
+
+    cfg = load_config(config)
+    m = build_model(cfg)
+    tracker = StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
+    atomic_save(make_checkpoint(cfg, m.state_dict(), tracker, {"steps": 0, "train_seconds": 0.0}), path)
+    return path
+
+
+def score_checkpoints(args: argparse.Namespace) -> None:
+    from bench_enhance import pick_files
+
+    models = dict(item.split("=", 1) for item in args.checkpoints)
+    for item in args.untrained:
+        name, cfg = item.split("=", 1)
+        models[name] = str(untrained(Path(cfg), args.runs / f"untrained-{name}.pt"))
+    lms = {name: checkpoint.load(Path(p)) for name, p in models.items()}
+    rows = []
+    for s in args.sets:
+        items = [a.u for a in pick_files(args.corpus / s / "heldout", args.seconds)]
+        for name, lm in lms.items():
+            row = {"set": s, "model": name, "path": models[name], "steps": lm.meta.get("steps"),
+                   "train_minutes": float(lm.meta.get("train_seconds", 0.0)) / 60,
+                   "samples": int(sum(x.size for x in items))}
+            for gb in (8, 0):  # the same seed for every model: paired draws of (t, order)
+                r = bits_per_sample(items, lm, given_bits=gb, passes=args.passes)
+                row[f"bpd_given_{gb}"], row[f"stderr_given_{gb}"] = r.bits_per_sample, r.stderr
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    device = torch.device("cpu")
+    print_table(f"Held-out bits/sample ({args.seconds:g} s per set, {args.passes} ELBO passes, same draws for "
+                "every model); train minutes are wall minutes of one thread each:",
+                ["set", "model", "train min", "steps", "low byte bpd", "16-bit bpd"],
+                [[r["set"], r["model"], f"{r['train_minutes']:.1f}", str(r["steps"]),
+                  f"{r['bpd_given_8']:.3f} ± {r['stderr_given_8']:.3f}",
+                  f"{r['bpd_given_0']:.3f} ± {r['stderr_given_0']:.3f}"] for r in rows])
+    write_json(args.out, device, rows, seconds=args.seconds, passes=args.passes)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, nargs="+", required=True)
-    ap.add_argument("--heldout", type=Path, required=True)
+    ap.add_argument("--checkpoints", nargs="*", default=[], help="NAME=PATH of checkpoints to score")
+    ap.add_argument("--untrained", nargs="*", default=[], help="NAME=CONFIG: score a recipe's untrained model")
+    ap.add_argument("--corpus", type=Path, help="corpus root (with --checkpoints)")
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--seconds", type=float, default=20.0, help="held-out audio per set (with --checkpoints)")
+    ap.add_argument("--data", type=Path, nargs="+")
+    ap.add_argument("--heldout", type=Path)
     ap.add_argument("--config", type=Path, default=Path("configs/lowbyte.toml"))
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--variant", action="append", default=[], help="name:key=v,key=v (empty after ':' = base)")
@@ -46,6 +106,14 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("runs/bench"))
     ap.add_argument("--out", type=Path, default=Path("bench-results/train.json"))
     args = ap.parse_args()
+    if args.checkpoints or args.untrained:
+        if args.corpus is None:
+            ap.error("--checkpoints/--untrained need --corpus")
+        args.runs.mkdir(parents=True, exist_ok=True)
+        score_checkpoints(args)
+        return
+    if not args.data or not args.heldout:
+        ap.error("--variant runs need --data and --heldout")
     variants = args.variant or ["scaled:"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     held = heldout_arrays(args.heldout, args.heldout_files)
@@ -73,6 +141,7 @@ def main() -> None:
                   f"{r['train_samples_per_s'] or 0:,.0f}", f"{r['heldout_bpd']:.4f}", f"{r['heldout_stderr']:.4f}"]
                  for r in rows])
     write_json(args.out, device, rows, config=str(args.config))
+
 
 if __name__ == "__main__":
     main()

@@ -143,7 +143,8 @@ def test_corrupted_truncated_and_foreign_files_are_refused(tmp_path: Path, full_
     _bad(tmp_path, lm, uad, src.read_bytes(), "not an upscale-audio")
     _bad(tmp_path, lm, uad, data[:20], "truncated")
     _bad(tmp_path, lm, uad, data[:-9], "truncated")
-    _bad(tmp_path, lm, uad, data + b"x", "trailing")
+    _bad(tmp_path, lm, uad, data + b"x", "1 unexpected byte")
+    _bad(tmp_path, lm, uad, data + b"xy", "2 unexpected byte")
     flipped = bytearray(data)
     flipped[20] ^= 0x40
     _bad(tmp_path, lm, uad, bytes(flipped), "header is corrupted")

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -43,6 +44,17 @@ class AudioFile:
         return self.samples.astype(np.int64) + 32768
 
 
+def _sf_name(p: Path) -> Any:
+    """What to hand soundfile for a path: the name, or (names that are not valid UTF-8, which
+    libsndfile cannot take) an open binary file."""
+    name = str(p)
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return open(p, "rb")  # noqa: SIM115 - soundfile closes what it reads to the end; GC does the rest
+
+
 def read(path: str | Path) -> AudioFile:
     """Decode any file soundfile reads. Raises :class:`UserError` with a one-line reason otherwise."""
     p = Path(path)
@@ -50,11 +62,11 @@ def read(path: str | Path) -> AudioFile:
     try:
         if info.subtype in ("FLOAT", "DOUBLE"):
             # float files: exact 16-bit material is k / 32768; anything else is deeper than 16 bits
-            xf = sf.read(str(p), dtype="float64", always_2d=True)[0] * 32768.0
+            xf = sf.read(_sf_name(p), dtype="float64", always_2d=True)[0] * 32768.0
             ok = np.all(xf == np.round(xf)) and np.all(np.abs(xf) <= 32768) and np.all(xf < 32768)
             data = (np.round(xf).astype(np.int64) << 16) if ok else np.ones_like(xf, dtype=np.int64)
         else:
-            data = sf.read(str(p), dtype="int32", always_2d=True)[0]
+            data = sf.read(_sf_name(p), dtype="int32", always_2d=True)[0]
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         msg = str(e).split("\n")[0]
         raise UserError(f"{p}: cannot read as audio ({msg}); is it a WAV/FLAC file and complete?") from None
@@ -88,7 +100,7 @@ def probe(path: str | Path) -> StreamInfo:
     if p.is_dir():
         raise UserError(f"{p}: is a directory; pass audio files or use a directory input")
     try:
-        info = sf.info(str(p))
+        info = sf.info(_sf_name(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         msg = str(e).split("\n")[0]
         raise UserError(f"{p}: cannot read as audio ({msg}); is it a WAV/FLAC file and complete?") from None
@@ -107,7 +119,7 @@ def read_blocks(path: str | Path, block_frames: int) -> Iterator[np.ndarray]:
     Raises :class:`UserError` if a block holds material deeper than 16 bits.
     """
     p = Path(path)
-    with sf.SoundFile(str(p)) as f:
+    with sf.SoundFile(_sf_name(p)) as f:
         is_float = f.subtype in ("FLOAT", "DOUBLE")
         while True:
             if is_float:
@@ -185,8 +197,13 @@ def check_writable(path: Path, force: bool, suffixes: tuple[str, ...] = tuple(WR
     if path.exists() and path.is_dir():
         raise UserError(f"{path}: is a directory; choose a file name")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: folder {parent} is not writable; choose another output with -o")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:  # a new folder: its first existing ancestor
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"{path}: {existing} is a file, not a folder; choose another output with -o")
+    if existing.exists() and not os.access(existing, os.W_OK):
+        raise UserError(f"{path}: folder {existing} is not writable; choose another output with -o")
 
 
 def temp_beside(path: Path) -> str:
@@ -216,7 +233,8 @@ def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False,
     assert samples.dtype == np.int16 and samples.ndim == 2, (samples.dtype, samples.shape)
     tmp = temp_beside(p)
     try:
-        sf.write(tmp, samples.T, rate, subtype=subtype, format=WRITE_FORMATS[p.suffix.lower()])
+        with open(tmp, "wb") as fh:  # a file object: any file name works, and a full disk raises OSError
+            sf.write(fh, samples.T, rate, subtype=subtype, format=WRITE_FORMATS[p.suffix.lower()])
         commit(tmp, p, force)
     except BaseException:
         if os.path.exists(tmp):
@@ -228,7 +246,8 @@ def write_u8(path: str | Path, samples: np.ndarray, rate: int) -> None:
     """Write the top 8 bits of int16 [C, T] as an 8-bit unsigned WAV (for samples and tests)."""
     u = samples.astype(np.int64) + 32768
     s = ((u >> 8) << 8) - 32768
-    sf.write(str(path), s.astype(np.int16).T, rate, subtype="PCM_U8", format="WAV")
+    with open(path, "wb") as fh:
+        sf.write(fh, s.astype(np.int16).T, rate, subtype="PCM_U8", format="WAV")
 
 
 # ------------------------------------------------------------------ what an input already knows

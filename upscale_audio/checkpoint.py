@@ -105,12 +105,14 @@ def make_checkpoint(
         cfg.ardm.known_bits))
     # recommended budget: the smallest K whose expected cost is within 1% of the full-budget ELBO
     rec = next((int(K) for K, v in table.items() if v["expected_bits"] <= full * 1.01), DEFAULT_BUDGETS[-1])
+    weights = {k: v.detach().cpu().clone() for k, v in ema_state.items()}
     ckpt: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "config": cfg.to_dict(),
-        "model": {k: v.detach().cpu().clone() for k, v in ema_state.items()},
+        "model": weights,
+        "weights_sha256": weights_digest(weights),
         "tracker": tracker.state_dict(),
         "policies": table,
         "meta": {**meta, "recommended_steps": rec, "tracked_bits": full},
@@ -118,6 +120,16 @@ def make_checkpoint(
     if training is not None:
         ckpt["training"] = training
     return ckpt
+
+
+def weights_digest(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the weights' names, shapes, dtypes and bytes (stored in and checked on load)."""
+    h = hashlib.sha256()
+    for k in sorted(weights):
+        t = weights[k].detach().cpu().contiguous()
+        h.update(f"{k}|{tuple(t.shape)}|{t.dtype}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def export(src: Path, dst: Path, force: bool = False) -> None:
@@ -143,6 +155,17 @@ def read_raw(path: Path) -> dict[str, Any]:
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported by "
                         f"upscale-audio {__version__} (reads version {FORMAT_VERSION}); upgrade the package")
+    for key, kind in (("config", dict), ("model", dict), ("tracker", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            raise UserError(f"{path}: damaged checkpoint (no valid '{key}' entry); re-export it or use another --model")
+    tr = ckpt["tracker"]
+    if not all(isinstance(tr.get(k), torch.Tensor) for k in ("values", "counts")) or \
+            tr["values"].shape != tr["counts"].shape or tr["values"].ndim != 2:
+        raise UserError(f"{path}: damaged checkpoint (its per-step loss tracker is malformed); re-export it or use "
+                        "another --model")
+    if "weights_sha256" in ckpt and ckpt["weights_sha256"] != weights_digest(ckpt["model"]):
+        raise UserError(f"{path}: the weights do not match their checksum (the file is damaged); re-download or "
+                        "re-export it")
     return ckpt
 
 
@@ -160,6 +183,8 @@ def load(path: str | Path | None = None) -> LoadedModel:
         raise UserError(f"{p}: weights do not match the embedded config ({str(e).splitlines()[0]})") from None
     model.eval()
     tracker = StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
+    if tuple(ckpt["tracker"]["values"].shape) != tuple(tracker.values.shape):
+        raise UserError(f"{p}: damaged checkpoint (tracker shape does not match its config); use another --model")
     tracker.load_state_dict(ckpt["tracker"])
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
     return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha)

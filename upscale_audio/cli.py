@@ -102,11 +102,34 @@ def _plan_outputs(
     outs = [o for _, o in plan]
     if len(set(outs)) != len(outs):
         fatal("two inputs would write the same output; give them distinct names or use -o DIR")
+    done = [(src, dst) for src, dst in plan if many and not force and dst.exists() and dst.is_file()]
+    if done:  # a rerun of a folder: what is finished stays, the rest is done
+        typer.echo(f"skipping {len(done)} of {len(plan)} file(s) whose output exists (use --force to redo them)",
+                   err=True)
+        plan = [p for p in plan if p not in done]
     for src, dst in plan:
         if dst.resolve() == src.resolve():
             fatal(f"{dst}: output would overwrite its input; choose another name with -o")
         audio.check_writable(dst, force, out_suffixes)
     return plan
+
+
+def _each(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None]) -> None:
+    """Run ``work`` on every (input, output); with several files a bad one does not stop the rest:
+    each failure gets its line, and one line at the end says how many failed (exit status 2)."""
+    if len(plan) == 1:
+        work(*plan[0])
+        return
+    failed = 0
+    for src, dst in plan:
+        try:
+            work(src, dst)
+        except UserError as e:
+            failed += 1
+            typer.echo(f"error: {e}", err=True)
+    if failed:
+        fatal(f"{failed} of {len(plan)} file(s) failed (listed above); the others are written; fix or remove the "
+              "failed ones and rerun: finished outputs are skipped")
 
 
 class Law(str, Enum):
@@ -162,20 +185,22 @@ def enhance(
             import torch
 
             dev = torch.device(f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}")
-    for n, (src, dst) in enumerate(plan):
-        if n % world != rank:  # torchrun: files are sharded across ranks
-            continue
+    mine = [p for n, p in enumerate(plan) if n % world == rank]  # torchrun: files are sharded across ranks
+
+    def one(src: Path, dst: Path) -> None:
         a = audio.read_g711_raw(src, raw.value, int(rate or 0)) if raw is not None else audio.read(src)
         if a.samples is None:
-            fatal(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits (nothing to do)")
+            raise UserError(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits "
+                            "(nothing to do)")
         known = audio.decide_known(a, bits, raw.value if raw is not None else None)
         if known.kind == "linear" and known.bits >= 16:
             if known.source == "digital silence":
                 audio.write(dst, a.samples, a.rate, force=force)
                 if not quiet:
                     typer.echo(f"{src} -> {dst}: digital silence, nothing to restore (copied unchanged)", err=True)
-                continue
-            fatal(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits as known")
+                return
+            raise UserError(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits "
+                            "as known")
         lo, hi = known.intervals(a)
         if method == Method.ardm:
             assert lm is not None
@@ -192,7 +217,7 @@ def enhance(
                                             naive=policy == PolicyKind.naive, key=file_key(seed, src), device=dev,
                                             chunk=chunk, rate=a.rate, progress=bar.update)
             except ValueError as e:
-                fatal(f"{src}: {e}; use --method bin-centre or a model of all 16 bits")
+                raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
             out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
                                   f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
         else:
@@ -202,6 +227,8 @@ def enhance(
         audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=force)
         if not quiet:
             typer.echo(f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}", err=True)
+
+    _each(mine, one)
 
 
 @app.command()
@@ -289,6 +316,10 @@ def train(
     for d in data + list(val or []):
         if not d.exists():
             fatal(f"{d}: no such file or directory")
+    if run_dir.exists() and not run_dir.is_dir():
+        fatal(f"--run-dir {run_dir}: is a file; give a folder (new, or a run to resume)")
+    if max_minutes is not None and not max_minutes > 0:
+        fatal(f"--max-minutes {max_minutes}: must be a positive number of minutes")
     rec = run_train(cfg, data, run_dir, list(val or []) or None, max_minutes, quiet, init)
     if not quiet:
         typer.echo(f"done: step {rec.get('step')}, checkpoint {run_dir / 'latest.pt'}", err=True)
@@ -328,7 +359,8 @@ def compress(
     plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
     lm = load(model)
     k = steps or lm.recommended_steps()
-    for src, dst in plan:
+
+    def one(src: Path, dst: Path) -> None:
         info = audio.probe(src)
         total = codec.calls_per_file(info.frames, codec.DEFAULT_BLOCK_FRAMES, lm.config.ardm.schedule, k)
         stats: list[codec.CodecStats] = []
@@ -347,6 +379,8 @@ def compress(
                        f"{st.model_bits / st.samples:.3f}), K={k}, {st.seconds:.1f} s, {st.realtime:.2f}x real time"
                        + (", verified" if verify else ""), err=True)
 
+    _each(plan, one)
+
 
 @app.command()
 def decompress(
@@ -360,14 +394,15 @@ def decompress(
     from . import codec
     from .checkpoint import load
 
-    for p in inputs:  # a foreign file is refused before any output name is considered
+    for p in inputs:  # a foreign file given by name is refused before any output name is considered
         if p.is_file():
             with open(p, "rb") as f:
                 codec.Header.read(f, str(p))
     plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(".wav"), suffixes={codec.SUFFIX},
                          out_suffixes=(".wav",))
     lm = load(model)
-    for src, dst in plan:
+
+    def one(src: Path, dst: Path) -> None:
         with open(src, "rb") as f:
             h = codec.Header.read(f, str(src))
         total = codec.calls_per_file(h.frames, h.block_frames, h.schedule, len(h.policy[0]))
@@ -382,6 +417,8 @@ def decompress(
         if not quiet:
             typer.echo(f"{src} -> {dst}: {st.frames} frames x {st.channels} ch, {h.rate} Hz, {h.subtype}; "
                        f"{st.seconds:.1f} s, {st.realtime:.2f}x real time", err=True)
+
+    _each(plan, one)
 
 
 @app.command()
@@ -427,16 +464,68 @@ def export_cmd(
     export(checkpoint, out, force)
 
 
+class Interrupted(BaseException):
+    """A termination signal (SIGTERM, SIGHUP) turned into an exception, so that temp files are
+    removed on the way out exactly as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signals_raise() -> None:
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C even where the shell ignored it
+
+
 def main() -> None:
-    """Entry point: run the app; user mistakes become one line on stderr and exit status 2."""
+    """Entry point: run the app; every mistake or fault becomes one line on stderr and a non-zero
+    exit (2; 128 + N for signal N, 130 for Ctrl-C), with nothing partial left behind."""
+    import signal
+
+    from typer.exceptions import Abort, Exit, TyperException
+
+    _signals_raise()
+    for stream in (sys.stdout, sys.stderr):  # file names that are not valid UTF-8 still print
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
     try:
-        app()
+        rv = app(standalone_mode=False)
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except (KeyboardInterrupt, Abort):
+        typer.echo("interrupted (Ctrl-C): stopped; no partial output was left", err=True)
         sys.exit(130)
+    except Interrupted as e:
+        typer.echo(f"interrupted ({signal.Signals(e.signum).name}): stopped; no partial output was left", err=True)
+        sys.exit(128 + e.signum)
+    except Exit as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            typer.echo("interrupted (Ctrl-C): stopped; no partial output was left", err=True)
+        sys.exit(e.exit_code)
+    except TyperException as e:  # usage errors: the usage line and the message, as in standalone mode
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except OSError as e:  # disk full, permissions, a vanished folder: the system's words, one line
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"error: {where}{e.strerror or e}; free some space or choose another output with -o", err=True)
+        sys.exit(2)
+    if rv == 130:  # typer returns Ctrl-C as exit code 130
+        typer.echo("interrupted (Ctrl-C): stopped; no partial output was left", err=True)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

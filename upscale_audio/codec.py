@@ -332,6 +332,32 @@ def compress_file(src: Path, dst: str | Path, lm: LoadedModel, steps: int, *, se
     return CodecStats(info.frames, info.channels, info.rate, size, payload, cost, time.perf_counter() - t0)
 
 
+def _check_layout(f: BinaryIO, h: Header, path: Path) -> None:
+    """Walk the block headers (no decoding) and refuse a file whose blocks do not add up to the
+    header's frames or that has bytes after its end block: damage is found before any model runs."""
+    start = f.tell()
+    size = os.fstat(f.fileno()).st_size
+    frames, pos = 0, start
+    while True:
+        raw = f.read(_BLOCK.size)
+        if len(raw) < _BLOCK.size:
+            raise UserError(f"{path}: truncated after {frames} of {h.frames} frames; the file is incomplete")
+        n, _, _, n_words = _BLOCK.unpack(raw)
+        pos += _BLOCK.size + 4 * n_words
+        if n == 0:
+            break
+        frames += n
+        if pos > size:
+            raise UserError(f"{path}: truncated after {frames - n} of {h.frames} frames; the file is incomplete")
+        f.seek(pos)
+    if frames != h.frames:
+        raise UserError(f"{path}: its blocks hold {frames} frames but the header says {h.frames}; the file is damaged")
+    if pos != size:
+        raise UserError(f"{path}: {size - pos} unexpected byte(s) after the end of the coded data; the file is damaged "
+                        "or something was appended to it")
+    f.seek(start)
+
+
 def open_uad(path: Path, lm: LoadedModel) -> tuple[BinaryIO, Header]:
     """Open a .uad file and check that this model and environment can decode it."""
     f = open(path, "rb")
@@ -344,6 +370,7 @@ def open_uad(path: Path, lm: LoadedModel) -> tuple[BinaryIO, Header]:
             raise UserError(f"{path}: header schedule {list(h.schedule)} does not match the model's")
         if h.frames == 0 or h.channels == 0 or h.rate == 0 or h.block_frames == 0:
             raise UserError(f"{path}: header is corrupted (no frames, channels or rate)")
+        _check_layout(f, h, path)
         here = environment(int(h.env.get("threads", "1")))
         diff = [f"{k} {h.env.get(k)} (here {v})" for k, v in here.items() if h.env.get(k) != v]
         if diff:
@@ -397,14 +424,15 @@ def decompress_file(src: Path, dst: str | Path, lm: LoadedModel, progress: Progr
     t0 = time.perf_counter()
     out: sf.SoundFile | None = None
     h: Header | None = None
-    try:
-        for h, pcm in iter_decode(src, lm, progress):
-            if out is None:
-                out = sf.SoundFile(str(dst), "w", h.rate, h.channels, h.subtype, format="WAV")
-            out.write(pcm.T)
-    finally:
-        if out is not None:
-            out.close()
+    with open(dst, "wb") as fh:  # a file object: any file name works
+        try:
+            for h, pcm in iter_decode(src, lm, progress):
+                if out is None:
+                    out = sf.SoundFile(fh, "w", h.rate, h.channels, h.subtype, format="WAV")
+                out.write(pcm.T)
+        finally:
+            if out is not None:
+                out.close()
     assert h is not None  # open_uad refuses files without frames
     return CodecStats(h.frames, h.channels, h.rate, os.path.getsize(src), 0, float("nan"), time.perf_counter() - t0)
 

@@ -179,6 +179,23 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("model.kernel_size and model.smooth_width must be odd")
     if cfg.data.crop < 2 or cfg.train.batch_size < 1:
         raise UserError("data.crop must be >= 2 and train.batch_size >= 1")
+    t = cfg.train
+    checks = [
+        (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),
+        (0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}"),
+        (t.warmup_steps >= 0 and t.max_steps >= 0, "train.warmup_steps and train.max_steps must be >= 0"),
+        (t.weight_decay >= 0 and t.grad_clip > 0, "train.weight_decay must be >= 0 and train.grad_clip > 0"),
+        (0 <= t.ema < 1, f"train.ema must be in [0, 1), got {t.ema}"),
+        (min(t.log_every, t.val_every, t.ckpt_every, t.val_crops, t.val_passes) >= 1,
+         "train.log_every, val_every, ckpt_every, val_crops and val_passes must be >= 1"),
+        (t.num_threads >= 0, "train.num_threads must be >= 0 (0: torch's default)"),
+        (cfg.ardm.ce_weight >= 0 and cfg.ardm.tracker_bins >= 1 and 0 <= cfg.ardm.tracker_momentum < 1,
+         "ardm.ce_weight must be >= 0, ardm.tracker_bins >= 1 and ardm.tracker_momentum in [0, 1)"),
+        (cfg.model.dilation_cycle >= 1 and cfg.model.kernel_size >= 1, "model.dilation_cycle and kernel_size must be >= 1"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UserError(msg)
 
 
 def parse_value(text: str) -> Any:
