@@ -31,6 +31,7 @@ from .prior import digit_log_probs
 from .prior import lmmse as prior_lmmse
 
 CLIP = 8.0
+CORRECTION = 4.0  # the network moves the prior by at most this many scales, and its log-scale by this much
 
 
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
@@ -258,9 +259,10 @@ class UpscaleWaveNet(nn.Module):
         past = (value >> (low + self.widths[stage][:, None])) << (low + self.widths[stage][:, None])
         lo = iv_lo if iv_lo is not None else torch.zeros_like(value)
         hi = iv_hi if iv_hi is not None else torch.full_like(value, 1 << 16)
-        sigma2 = sigma * torch.exp(log_scale.float().clamp(-8.0, 8.0))
-        prior_lp = digit_log_probs(mu + shift.float().clamp(-CLIP, CLIP) * sigma, sigma2, past, lo, hi, low,
-                                   logits.shape[-1])
+        # bounded corrections with a gradient everywhere (a hard clamp would leave them stuck at a bound)
+        sigma2 = sigma * torch.exp(CORRECTION * torch.tanh(log_scale.float() / CORRECTION))
+        shift = CORRECTION * torch.tanh(shift.float() / CORRECTION)
+        prior_lp = digit_log_probs(mu + shift * sigma, sigma2, past, lo, hi, low, logits.shape[-1])
         return logits.float() + prior_lp
 
     def forward_features(
