@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from upscale_audio import audio, checkpoint
+from upscale_audio import audio, checkpoint, metrics
 from upscale_audio.enhance import bits_per_sample, enhance_array, restore_simple
 
 SETS = ("speech_16k", "speech_8k", "music_44k", "music_16k")
 
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
-    r, e = ref.astype(np.float64) - 32768, est.astype(np.float64) - 32768
-    return float(10 * np.log10(np.sum(r**2) / max(np.sum((r - e) ** 2), 1e-9)))
+    """SNR of offset-binary arrays (the same measure as `upscale-audio compare`)."""
+    return metrics.snr_db(ref.astype(np.int64) - 32768, est.astype(np.int64) - 32768)
 
 
 def pick_files(folder: Path, seconds: float) -> list[audio.AudioFile]:

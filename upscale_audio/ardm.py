@@ -1,6 +1,6 @@
 """The Upscale order-agnostic ARDM: objective, per-step loss tracking, exact policy cost, sampling.
 
-Notation (ARDM_SPEC.md sections 1-2; code name in brackets):
+Notation (docs/DESIGN.md §1, §4; code name in brackets):
 
 * D       positions in a sequence (time samples of one channel)                [D]
 * stage k digit of ``w_k`` bits; ``low_k`` bits lie below it                     [stage]

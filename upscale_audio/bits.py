@@ -1,6 +1,6 @@
 """Bit and stage arithmetic on offset-binary samples, as numba kernels with numpy twins.
 
-Convention (DESIGN.md): a sample s in [-32768, 32767] is held as u = s + 32768 in [0, 65535]. A
+Convention (docs/DESIGN.md §1): a sample s in [-32768, 32767] is held as u = s + 32768 in [0, 65535]. A
 *schedule* lists stage widths in bits, most significant first, summing to 16. Stage k predicts the
 digit ``(u >> low_k) & (2**w_k - 1)`` where ``low_k`` is the number of bits below stage k::
 

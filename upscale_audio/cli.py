@@ -422,6 +422,51 @@ def decompress(
 
 
 @app.command()
+def compare(
+    original: Annotated[Path, typer.Argument(help="The reference (16-bit original).")],
+    restored: Annotated[list[Path], typer.Argument(help="Restored (or any) versions of it, same length and rate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    png: Annotated[Path | None, typer.Option("--png", help="Write spectrograms side by side to this PNG.")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing PNG.")] = False,
+) -> None:
+    """SNR, segmental SNR and log-spectral distance of restorations against the original."""
+    from . import audio, metrics
+
+    ref = audio.read(original)
+    if ref.samples is None:
+        fatal(f"{original}: deeper than 16 bits; compare 16-bit files")
+    if png is not None:
+        audio.check_writable(png, force, (".png",))
+    rows, signals = [], {original.name: ref.samples}
+    for p in restored:
+        a = audio.read(p)
+        if a.samples is None or a.samples.shape != ref.samples.shape or a.rate != ref.rate:
+            fatal(f"{p}: not the same length, channels and rate as {original} ({ref.frames} frames, "
+                  f"{ref.channels} ch, {ref.rate} Hz); compare versions of the same recording")
+        rows.append({"file": str(p), "snr_db": metrics.snr_db(ref.samples, a.samples),
+                     "segsnr_db": metrics.segmental_snr_db(ref.samples, a.samples, ref.rate),
+                     "lsd": metrics.lsd(ref.samples, a.samples)})
+        signals[p.name] = a.samples
+    if png is not None:
+        tmp = audio.temp_beside(png)
+        try:
+            metrics.spectrogram_png(Path(tmp + ".png"), signals, ref.rate)
+            os.replace(tmp + ".png", tmp)
+            audio.commit(tmp, png, force)
+        finally:
+            for t in (tmp, tmp + ".png"):
+                if os.path.exists(t):
+                    os.unlink(t)
+    if as_json:
+        typer.echo(json.dumps({"original": str(original), "rate": ref.rate, "results": rows}))
+        return
+    typer.echo("| file | SNR dB | segmental SNR dB | LSD |")
+    typer.echo("|---|---|---|---|")
+    for r in rows:
+        typer.echo(f"| {r['file']} | {r['snr_db']:.2f} | {r['segsnr_db']:.2f} | {r['lsd']:.3f} |")
+
+
+@app.command()
 def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None) -> None:
     """Print the model card: size, receptive field, schedule, training data, stored policies."""
     from .checkpoint import load, read_raw

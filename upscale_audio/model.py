@@ -1,4 +1,4 @@
-"""Non-causal WaveNet-style backbone of the Upscale ARDM (ARDM_SPEC.md section 4).
+"""Non-causal WaveNet-style backbone of the Upscale ARDM (docs/DESIGN.md §3).
 
 Per position the network sees the current value (known digits filled in, unknown digits zero), the
 revealed-mask of the current stage, a one-hot of the stage and, through an embedding added in every

@@ -1,4 +1,4 @@
-"""Step budgets: which positions each network call reveals (ARDM_SPEC.md section 3).
+"""Step budgets: which positions each network call reveals (docs/DESIGN.md §4).
 
 Revealing k positions in parallel at step t costs k * L_t, where L_t is the expected loss of one
 position at step t. Given per-step losses ``L[0..T-1]`` (sorted descending, as the official code
@@ -115,7 +115,7 @@ def segments_for_length(fractions: np.ndarray, D: int) -> list[tuple[int, int]]:
 def stage_policy(step_losses: np.ndarray, K: int, naive: bool = False) -> np.ndarray:
     """Policy fractions [K'] for one stage from its tracked per-bin losses [T] (bits per position).
 
-    The losses are sorted descending first (ARDM_SPEC pitfall 9). With K >= T bins the DP has no
+    The losses are sorted descending first (as the official code does). With K >= T bins the DP has no
     finer resolution, so the equal split is used (near-optimal at such budgets). ``naive`` forces
     the equal split; K' = min(K, T) unless K >= T.
     """
