@@ -191,7 +191,8 @@ def validate(cfg: RunConfig) -> None:
         (t.num_threads >= 0, "train.num_threads must be >= 0 (0: torch's default)"),
         (cfg.ardm.ce_weight >= 0 and cfg.ardm.tracker_bins >= 1 and 0 <= cfg.ardm.tracker_momentum < 1,
          "ardm.ce_weight must be >= 0, ardm.tracker_bins >= 1 and ardm.tracker_momentum in [0, 1)"),
-        (cfg.model.dilation_cycle >= 1 and cfg.model.kernel_size >= 1, "model.dilation_cycle and kernel_size must be >= 1"),
+        (cfg.model.dilation_cycle >= 1 and cfg.model.kernel_size >= 1,
+         "model.dilation_cycle and kernel_size must be >= 1"),
     ]
     for ok, msg in checks:
         if not ok:

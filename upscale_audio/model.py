@@ -146,7 +146,7 @@ class UpscaleWaveNet(nn.Module):
             mu, sigma = prior
             extra = torch.stack([
                 ((lo + hi - 1).float() / 2 - x_hat) / scale,  # exact centre vs x_hat (sub-unit)
-                torch.log2((hi - lo).float()) / 16,
+                torch.log2((hi - lo).clamp(min=1).float()) / 16,
                 ((mu - x_hat) / scale).clamp(-CLIP, CLIP),
                 torch.log2(sigma.clamp(min=0.25)) / 16,
             ], 1)
