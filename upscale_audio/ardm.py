@@ -140,11 +140,8 @@ def draw_intervals(
         row = u[r].cpu().numpy()
         if int(kind[r]) == 0:
             rl, rh = intervals.linear(row, int(depth[r]))
-        else:
-            rl, rh = intervals.g711(intervals.g711_encode(row, intervals.LAWS[int(kind[r]) - 1]),
-                                    intervals.LAWS[int(kind[r]) - 1])
-            # the restore bins are a slightly narrower than the encoder's: keep the true value inside
-            rl, rh = np.minimum(rl, row), np.maximum(rh, row + 1)
+        else:  # the encoder's bins (a partition: the true value is inside)
+            rl, rh = intervals.g711_of_u(row, intervals.LAWS[int(kind[r]) - 1])
         lo[r] = torch.from_numpy(rl).to(u.device)
         hi[r] = torch.from_numpy(rh).to(u.device)
     return lo, hi
