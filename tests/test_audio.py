@@ -106,3 +106,23 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(OSError):
         audio.write(tmp_path / "o.wav", speechlike(100), 16000)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_start_up_significant_bits_equals_the_bit_kernels() -> None:
+    from upscale_audio import bits
+
+    rng = np.random.default_rng(0)
+    for shift in range(16):
+        x = ((rng.integers(-32768, 32768, (2, 50)) >> shift) << shift).astype(np.int16)
+        assert audio.significant_bits(x) == bits.significant_bits_np(x.astype(np.int64) + 32768)
+    assert audio.significant_bits(np.zeros((1, 5), np.int16)) == 1
+
+
+def test_a_model_free_restore_imports_neither_torch_nor_numba() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, upscale_audio.cli, upscale_audio.audio, upscale_audio.intervals; "
+            "print('torch' in sys.modules, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

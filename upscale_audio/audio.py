@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from . import bits, intervals
+from . import intervals
 from .errors import UserError
 from .files import umask_mode
 
@@ -78,8 +78,18 @@ def read(path: str | Path) -> AudioFile:
         deep = 32 if info.subtype in ("FLOAT", "DOUBLE", "PCM_32") else 24
         return AudioFile(p, None, info.rate, info.subtype, info.channels, data.shape[0], deep)
     samples = (x32 >> 16).astype(np.int16)
-    sig = bits.significant_bits(samples.astype(np.int64) + 32768)
+    sig = significant_bits(samples)
     return AudioFile(p, samples, info.rate, info.subtype, info.channels, data.shape[0], sig)
+
+
+def significant_bits(samples: np.ndarray) -> int:
+    """High bits in use: 16 minus the trailing zero bits all samples share, on u = s + 32768
+    (numpy; the numba twin ``bits.significant_bits`` is not imported here to keep start-up short).
+    int16 [...] -> 1..16."""
+    acc = int(np.bitwise_or.reduce((samples.astype(np.int64) + 32768).ravel())) if samples.size else 0
+    if acc == 0:
+        return 1
+    return 16 - min((acc & -acc).bit_length() - 1, 15)
 
 
 @dataclass

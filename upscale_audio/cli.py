@@ -159,7 +159,6 @@ def enhance(
     import math
 
     from . import audio, intervals
-    from .enhance import enhance_intervals, file_key, open_stages, restore_interval_simple
 
     if bits is not None and not 1 <= bits <= 15:
         fatal(f"--bits {bits}: must be between 1 and 15 (the known top bits; 16 leaves nothing to restore)")
@@ -178,6 +177,7 @@ def enhance(
     world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
     if method == Method.ardm:
         from .checkpoint import load
+        from .enhance import enhance_intervals, file_key, open_stages
 
         lm = load(model)
         dev = _device(device)
@@ -221,7 +221,7 @@ def enhance(
             out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
                                   f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
         else:
-            out_u, info = restore_interval_simple(lo, hi, method.value), method.value
+            out_u, info = intervals.restore_simple(lo, hi, method.value), method.value
         if not intervals.check_inside(out_u, lo, hi):  # the invariant, checked on every file
             raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
         audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=force)

@@ -33,14 +33,7 @@ def restore_simple(u: np.ndarray, known_bits: int, method: str) -> np.ndarray:
     return restore_interval_simple(*intervals.linear(u, known_bits), method)
 
 
-def restore_interval_simple(lo: np.ndarray, hi: np.ndarray, method: str) -> np.ndarray:
-    """Model-free restore inside known intervals: ``zero`` -> lo (toward -32768, what playing an
-    8-bit file as 16-bit does), ``bin-centre`` -> the middle. lo, hi int [C, T] -> int64 [C, T]."""
-    if method == "zero":
-        return np.asarray(lo, dtype=np.int64)
-    if method == "bin-centre":
-        return intervals.centre(lo, hi)
-    raise ValueError(f"unknown method {method!r}")
+restore_interval_simple = intervals.restore_simple
 
 
 def file_key(seed: int, path: Path | str) -> int:

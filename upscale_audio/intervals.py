@@ -146,3 +146,13 @@ def check_inside(u: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
 def centre(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Middle of each interval, rounded down (the model-free 'bin-centre' restore). -> int64."""
     return (np.asarray(lo, dtype=np.int64) + np.asarray(hi, dtype=np.int64)) // 2
+
+
+def restore_simple(lo: np.ndarray, hi: np.ndarray, method: str) -> np.ndarray:
+    """Model-free restore inside known intervals: ``zero`` -> lo (toward -32768, what playing an
+    8-bit file as 16-bit does), ``bin-centre`` -> the middle. lo, hi int [C, T] -> int64 [C, T]."""
+    if method == "zero":
+        return np.asarray(lo, dtype=np.int64)
+    if method == "bin-centre":
+        return centre(lo, hi)
+    raise ValueError(f"unknown method {method!r}")
