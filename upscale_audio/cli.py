@@ -143,7 +143,7 @@ def enhance(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, or directory for several inputs.")] = None,
     method: Annotated[Method, typer.Option(help="ardm (the model), bin-centre or zero.")] = Method.ardm,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
-    mode: Annotated[Mode, typer.Option(help="sample: generate the low bits; mean: posterior mean (1 call).")] = Mode.sample,
+    mode: Annotated[Mode, typer.Option(help="mean: the posterior mean (one call per open stage; best SNR and LSD); sample: a draw of the low bits.")] = Mode.mean,
     steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
     policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,
     bits: Annotated[int | None, typer.Option("--bits", help="Known high bits (default: from the format, else detected).")] = None,
