@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY, save_tiny_model, speechlike
-from upscale_audio import ardm, bits, checkpoint
+from upscale_audio import bits, checkpoint
 from upscale_audio.config import load_config
 from upscale_audio.enhance import bits_per_sample, enhance_array
 from upscale_audio.train import train
@@ -56,4 +56,3 @@ def test_training_runs_on_cuda_with_bf16(tmp_path: Path) -> None:
     rec = train(cfg, [data], tmp_path / "run", [data], quiet=True)
     assert rec["step"] == 6 and np.isfinite(rec["val_bpd"])
     assert checkpoint.load(tmp_path / "run" / "latest.pt").meta["steps"] == 6
-    assert ardm is not None

@@ -65,13 +65,11 @@ def test_logits_do_not_depend_on_hidden_digits() -> None:
     a = m(torch.where(revealed, future, past), revealed.float(), stage, tf)
     u2 = (u >> 8 << 8) + torch.randint(0, 256, (1, 200))  # other low bytes everywhere
     b = m(torch.where(revealed, u2, (u2 >> 8) << 8), revealed.float(), stage, tf)
-    same = ~revealed[0]
-    # where nothing revealed nearby changed, logits are identical; overall they must differ
+    # the revealed low bytes changed: the logits must change
     assert not torch.allclose(a, b)
     u3 = torch.where(revealed, u, u2)  # change only hidden digits
     c = m(torch.where(revealed, u3, (u3 >> 8) << 8), revealed.float(), stage, tf)
-    torch.testing.assert_close(a, c, rtol=0, atol=0)
-    assert same.any()
+    torch.testing.assert_close(a, c, rtol=0, atol=0)  # hidden digits are invisible
 
 
 def test_single_stage_fast_path_equals_the_mixed_batch_path() -> None:

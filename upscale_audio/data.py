@@ -38,7 +38,7 @@ class Corpus:
         idx = starts[:, None] + np.arange(length)[None]
         return torch.from_numpy(self.u[idx].astype(np.int64))
 
-    def fixed_crops(self, count: int, length: int, seed: int = 1234) -> torch.Tensor:
+    def fixed_crops(self, count: int, length: int) -> torch.Tensor:
         """Deterministic, evenly spread crops for validation -> long [count, length]."""
         n = max(len(self.u) - length, 0)
         starts = np.linspace(0, n, count).astype(np.int64)

@@ -23,8 +23,6 @@ from . import ardm, bits, intervals
 from .checkpoint import LoadedModel
 from .inference import ChunkedRunner, default_chunk, generate
 
-METHODS = ("ardm", "bin-centre", "zero")
-
 
 def restore_simple(u: np.ndarray, known_bits: int, method: str) -> np.ndarray:
     """Model-free restore. u: int [C, T] offset binary -> int64 [C, T]."""
