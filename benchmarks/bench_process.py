@@ -1,0 +1,88 @@
+"""Whole-process benchmark: the commands a user runs, timed end to end on a whole file.
+
+A 60 s clip of held-out festvox speech (16 kHz mono, its 8-bit truncation) is restored by
+``enhance --method bin-centre`` (no model: start-up and I/O), ``enhance`` (the default, the
+posterior mean) and ``enhance --mode sample`` (K calls per stage), and its 16-bit original is
+compressed and decompressed; each command runs ``--repeats`` times in a fresh process. Reports the
+median wall time, x real time and the ratio to bin-centre measured in the same run (this machine is
+shared and noisy: quote ratios). Prints a table and writes JSON.
+
+    python benchmarks/bench_process.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from bench_enhance import pick_files
+from report import print_table, write_json
+
+from upscale_audio import audio
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sample-steps", type=int, default=16)
+    ap.add_argument("--skip", nargs="*", default=[], help="command names to leave out (e.g. sample compress)")
+    ap.add_argument("--out", type=Path, default=Path("bench-results/process.json"))
+    args = ap.parse_args()
+    files = pick_files(args.corpus / "speech_16k" / "heldout", args.seconds)
+    x = np.concatenate([a.samples for a in files], axis=1)[:, : int(args.seconds * 16000)]
+    seconds = x.shape[1] / 16000
+    exe = [sys.executable, "-m", "upscale_audio"]
+    model = ["--model", str(args.model)] if args.model else []
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        src16, src8 = Path(d) / "orig.wav", Path(d) / "clip8.wav"
+        sf.write(src16, x.T, 16000, subtype="PCM_16")
+        audio.write_u8(src8, x, 16000)
+        commands = {
+            "enhance --method bin-centre": exe + ["enhance", str(src8), "-o", f"{d}/bc.wav", "-f", "-q",
+                                                  "--method", "bin-centre"],
+            "enhance (default: mean)": exe + ["enhance", str(src8), "-o", f"{d}/m.wav", "-f", "-q", *model],
+            f"enhance --mode sample (K={args.sample_steps})": exe + [
+                "enhance", str(src8), "-o", f"{d}/s.wav", "-f", "-q", "--mode", "sample", "--steps",
+                str(args.sample_steps), *model],
+            "compress": exe + ["compress", str(src16), "-o", f"{d}/c.uad", "-f", "-q", *model],
+            "decompress": exe + ["decompress", f"{d}/c.uad", "-o", f"{d}/c.wav", "-f", "-q", *model],
+            "info (model load)": exe + ["info", *model],
+        }
+        base = None
+        for name, cmd in commands.items():
+            if any(name.startswith(s) or s in name for s in args.skip):
+                continue
+            walls = [timed(cmd) for _ in range(args.repeats)]
+            med = statistics.median(walls)
+            base = med if base is None else base
+            rows.append({"command": name, "median_s": med, "runs": walls, "x_real_time": seconds / med,
+                         "ratio_to_bin_centre": med / base})
+            print(rows[-1], flush=True)
+    print_table(f"Whole process on {seconds:.0f} s of 16 kHz speech, median of {args.repeats} runs "
+                f"({torch.get_num_threads()} threads):",
+                ["command", "median wall s", "x real time", "x bin-centre's time"],
+                [[r["command"], f"{r['median_s']:.2f}", f"{r['x_real_time']:.2f}", f"{r['ratio_to_bin_centre']:.1f}"]
+                 for r in rows])
+    write_json(args.out, torch.device("cpu"), rows, seconds=seconds, model=str(args.model or "bundled"))
+
+
+if __name__ == "__main__":
+    main()
