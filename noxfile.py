@@ -31,7 +31,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "upscale_audio", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "upscale_audio", "tests", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared script for a lent GPU (see README "GPU"): CUDA tests, throughput, and a training
 # run of the default config (exported to $OUT/default.pt) with its held-out bpd. Data: FLAC subsets of the corpus in
-# .gpudata/ (made by benchmarks/make_gpudata.py); wheels for soundfile in .whl/.
+# .gpudata/ (made by scripts/make_gpudata.py); wheels for soundfile in .whl/.
 # Usage on the GPU machine:  OUT=/some/dir SECONDS_DEFAULT=300 [SKIP_CHECKS=1] [INIT=model.pt] bash benchmarks/gpu_check.sh
 # INIT continues from a model (e.g. upscale_audio/models/default.pt: a fresh schedule, its weights).
 set -u

@@ -1,6 +1,6 @@
 """Rebuild samples/ from the corpus (see samples/PROVENANCE.md).
 
-    python benchmarks/make_samples.py --corpus ~/.cache/upscale-audio-corpus
+    python scripts/make_samples.py --corpus ~/.cache/upscale-audio-corpus
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Make .gpudata/: FLAC copies of random subsets of the corpus (small enough to carry to a lent GPU).
 
-    python benchmarks/make_gpudata.py --corpus ~/.cache/upscale-audio-corpus/corpus
+    python scripts/make_gpudata.py --corpus ~/.cache/upscale-audio-corpus/corpus
 """
 
 from __future__ import annotations
