@@ -4,7 +4,7 @@ unpacked, never installed), each source with its own held-out split.
 Sources (licences from the packages' debian/copyright):
 
 * speech_8k_ru: asterisk-core-sounds-ru-wav 1.6.1-1, Russian IVR prompts (female voice), native
-  8 kHz WAV; CC-BY-SA-3.0.
+  8 kHz WAV; CC-BY-3.0 (Maxim, 2010, per debian/copyright).
 * music_sf2: fluid-soundfont-gm 3.1-5.3, the FluidR3 GM SoundFont's recorded instrument samples
   (piano, strings, winds, percussion, ...) at their native rates; MIT.
 
@@ -31,7 +31,7 @@ import soundfile as sf
 
 HELDOUT_SHARE = 0.15
 PACKAGES = {
-    "asterisk-core-sounds-ru-wav": ("speech_8k_ru", "asterisk_ru", "CC-BY-SA-3.0"),
+    "asterisk-core-sounds-ru-wav": ("speech_8k_ru", "asterisk_ru", "CC-BY-3.0"),
     "fluid-soundfont-gm": ("music_sf2", "fluidr3_gm", "MIT"),
 }
 
