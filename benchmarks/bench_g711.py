@@ -24,7 +24,7 @@ from bench_enhance import pick_files
 from report import print_table, write_json
 
 from upscale_audio import checkpoint, intervals, metrics
-from upscale_audio.enhance import enhance_intervals, restore_interval_simple
+from upscale_audio.enhance import enhance_intervals
 
 
 def g711_codes(path: Path, u: np.ndarray, law: str) -> np.ndarray:
@@ -64,7 +64,7 @@ def main() -> None:
                                  and np.array_equal(intervals.sox_codes(law)[out], codes))
                 ref.append(a.u.ravel() - 32768)
                 dec.append(intervals.decoded(law)[codes].ravel() - 32768)
-                bc.append(restore_interval_simple(lo, hi, "bin-centre").ravel() - 32768)
+                bc.append(intervals.restore_simple(lo, hi, "bin-centre").ravel() - 32768)
                 mean.append(out.ravel() - 32768)
             r = np.concatenate(ref)
             row = {"set": s, "law": law, "files": len(files), "seconds": audio_s,

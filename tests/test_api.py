@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_compare_agrees_with_the_benchmark_snr(tmp_path: Path, capsys, monkeypat
     code, out, err = run(["compare", tmp_path / "o.wav", tmp_path / "r.wav", "--json", "--png", tmp_path / "s.png"],
                          capsys, monkeypatch)
     assert code == 0, err
-    r = __import__("json").loads(out)["results"][0]
+    r = json.loads(out)["results"][0]
     want = 10 * np.log10(np.sum(x.astype(float) ** 2) / np.sum((x.astype(float) - y) ** 2))
     assert r["snr_db"] == pytest.approx(want, abs=1e-9)
     assert r["snr_db"] == pytest.approx(metrics.snr_db(x.astype(np.int64) + 32768 - 32768, y), abs=1e-9)

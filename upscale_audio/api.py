@@ -24,7 +24,7 @@ import numpy as np
 
 from . import audio, intervals
 from .checkpoint import LoadedModel, load
-from .enhance import BpdResult, bits_per_sample, enhance_intervals, restore_interval_simple
+from .enhance import BpdResult, bits_per_sample, enhance_intervals
 
 
 @lru_cache(maxsize=4)
@@ -75,7 +75,7 @@ def restore(
         out = enhance_intervals(lo, hi, _model(None if model is None else str(model)), mode=mode, steps=steps,
                                 seed=seed, rate=rate).u
     else:
-        out = restore_interval_simple(lo, hi, method)
+        out = intervals.restore_simple(lo, hi, method)
     return (out - 32768).astype(np.int16).reshape(np.shape(samples))
 
 

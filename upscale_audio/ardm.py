@@ -90,9 +90,8 @@ class StageMaps:
     def open_stages(self, iv_lo: torch.Tensor, iv_hi: torch.Tensor, stages: Sequence[int]) -> list[int]:
         """The stages of ``stages`` that some sample's interval leaves undetermined (more than one
         allowed digit), from the first such stage on."""
-        width = iv_hi - iv_lo
-        first = next((s for s in stages if bool((width > 1).any()) and
-                      bool(((iv_lo >> self.lows[s]) != ((iv_hi - 1) >> self.lows[s])).any())), None)
+        first = next((s for s in stages if bool(((iv_lo >> self.lows[s]) != ((iv_hi - 1) >> self.lows[s])).any())),
+                     None)
         return [] if first is None else [s for s in stages if s >= first]
 
 

@@ -297,8 +297,8 @@ def decide_known(a: AudioFile, bits: int | None = None, law: str | None = None) 
       MIN_EVIDENCE_VALUES distinct non-zero values; digital silence has nothing to restore (16).
     Raises :class:`UserError` when a 16-bit file gives no evidence and no ``bits`` is given.
     """
-    if law is not None:
-        return Known(law, 8, "--raw" if a.subtype in G711 else "--given")
+    if law is not None:  # headerless G.711 (--raw): the user says the law
+        return Known(law, 8, "--raw")
     if bits is not None:
         return Known("linear", bits, "--bits")
     if a.subtype in G711:

@@ -28,10 +28,7 @@ def restore_simple(u: np.ndarray, known_bits: int, method: str) -> np.ndarray:
     """Model-free restore. u: int [C, T] offset binary -> int64 [C, T]."""
     if known_bits >= 16:
         return np.asarray(u, dtype=np.int64)
-    return restore_interval_simple(*intervals.linear(u, known_bits), method)
-
-
-restore_interval_simple = intervals.restore_simple
+    return intervals.restore_simple(*intervals.linear(u, known_bits), method)
 
 
 def file_key(seed: int, path: Path | str) -> int:
