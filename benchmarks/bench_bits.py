@@ -1,4 +1,5 @@
-"""Throughput of the numba bit kernels against their numpy twins (Msamples/s, median of repeats).
+"""Throughput of the numba kernels production calls against their numpy twins (median of repeats):
+the keyed uniforms of every order and draw, the prior's LMMSE interpolator, the budget DP.
 
     python benchmarks/bench_bits.py [--n 4000000] [--out bench-results/bits.json]
 """
@@ -14,9 +15,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from upscale_audio import bits
-
-SCHEDULE = [8, 2, 2, 2, 2]
+from upscale_audio import bits, intervals, policy, prior
 
 
 def timeit(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -35,31 +34,28 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("bench-results/bits.json"))
     args = ap.parse_args()
-    u = np.random.default_rng(0).integers(0, 65536, args.n)
-    digits = bits.split_digits_np(u, SCHEDULE)
+    rng = np.random.default_rng(0)
     idx = np.arange(args.n, dtype=np.uint64)
-    cases = {
-        "split_digits": (lambda: bits.split_digits(u, SCHEDULE), lambda: bits.split_digits_np(u, SCHEDULE)),
-        "merge_digits": (lambda: bits.merge_digits(digits, SCHEDULE), lambda: bits.merge_digits_np(digits, SCHEDULE)),
-        "stage_values": (lambda: bits.stage_values(u, SCHEDULE, 2), lambda: bits.stage_values_np(u, SCHEDULE, 2)),
-        "allowed_digit_range": (lambda: bits.allowed_digit_range(u, SCHEDULE, 1, 9),
-                                lambda: bits.allowed_digit_range_np(u, SCHEDULE, 1, 9)),
-        "significant_bits": (lambda: bits.significant_bits(u), lambda: bits.significant_bits_np(u)),
-        "keyed_uniform": (lambda: bits.keyed_uniform(7, idx), lambda: bits.keyed_uniform_np(7, idx)),
+    u = (np.cumsum(rng.normal(0, 300, args.n // 20)) % 65536).astype(np.int64)[None]  # a random walk
+    lo, hi = intervals.linear(u, 8)
+    L = np.sort(rng.random(256))[::-1].copy()
+    cases = {  # name: (numba, numpy twin, items per call)
+        "keyed_uniform": (lambda: bits.keyed_uniform(7, idx), lambda: bits.keyed_uniform_np(7, idx), args.n),
+        "prior lmmse (8 known bits)": (lambda: prior.lmmse(lo, hi, 256, 8), lambda: prior.lmmse_np(lo, hi, 256, 8),
+                                       u.size),
+        "dp_policy (T=256, K=16)": (lambda: policy.dp_policy(L, 16), lambda: policy.dp_policy_np(L, 16), 1),
     }
     rows = []
-    for name, (nb, ref) in cases.items():
+    for name, (nb, ref, items) in cases.items():
         t_nb, t_np = timeit(nb, args.repeats), timeit(ref, args.repeats)
-        rows.append({"kernel": name, "numba_msps": args.n / t_nb / 1e6, "numpy_msps": args.n / t_np / 1e6,
-                     "speedup": t_np / t_nb})
-    print(f"\nBit kernels on {args.n:,} samples, schedule {SCHEDULE}, numba {numba.__version__} "
-          f"(median of {args.repeats}):\n")
-    print("| kernel | numba Msamples/s | numpy Msamples/s | numba / numpy |")
-    print("|---|---|---|---|")
+        rows.append({"kernel": name, "items": items, "numba_s": t_nb, "numpy_s": t_np, "speedup": t_np / t_nb})
+    print(f"\nnumba kernels against their numpy twins, numba {numba.__version__} (median of {args.repeats}):\n")
+    print("| kernel | items | numba s | numpy s | numba / numpy |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['kernel']} | {r['numba_msps']:.1f} | {r['numpy_msps']:.1f} | {r['speedup']:.2f}x |")
+        print(f"| {r['kernel']} | {r['items']:,} | {r['numba_s']:.4f} | {r['numpy_s']:.4f} | {r['speedup']:.1f}x |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"n": args.n, "schedule": SCHEDULE, "numba": numba.__version__,
+    args.out.write_text(json.dumps({"n": args.n, "numba": numba.__version__,
                                     "numpy": np.__version__, "rows": rows}, indent=1))
 
 

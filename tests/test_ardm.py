@@ -98,16 +98,6 @@ def test_tracker_fills_gaps_and_keeps_ema() -> None:
     assert np.all(tr.losses(0) == 8.0)
 
 
-def test_policy_bits_with_full_budget_is_unbiased_for_uniform_model() -> None:
-    m = build_model(tiny_config())
-    maps = ardm.StageMaps((8, 8))
-    u = torch.randint(0, 65536, (2, 100))
-    keys = torch.rand(2, 100)
-    lo, hi = ardm.top_bits_interval(u, 8)
-    bits = ardm.policy_bits(ardm.ce_fn_of(m), u, maps, [1], lo, hi, {1: np.array([0.0, 0.5])}, lambda s: keys)
-    torch.testing.assert_close(bits, torch.full((2,), 800.0, dtype=torch.float64), rtol=1e-6, atol=1e-3)
-
-
 def test_t_zero_share_reveals_nothing_in_that_share_of_rows() -> None:
     """Rows drawn at t = 0 show the network no revealed digit and are scored on every position;
     the share is honoured, and 0 leaves the random draws exactly as without the option."""

@@ -108,14 +108,13 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
-def test_start_up_significant_bits_equals_the_bit_kernels() -> None:
-    from upscale_audio import bits
-
+def test_significant_bits_is_the_depth_of_the_deepest_sample() -> None:
     rng = np.random.default_rng(0)
     for shift in range(16):
         x = ((rng.integers(-32768, 32768, (2, 50)) >> shift) << shift).astype(np.int16)
-        assert audio.significant_bits(x) == bits.significant_bits_np(x.astype(np.int64) + 32768)
-    assert audio.significant_bits(np.zeros((1, 5), np.int16)) == 1
+        x[0, 0] = -32768 + (1 << shift)  # one sample uses bit `shift` (of u = x + 32768)
+        assert audio.significant_bits(x) == 16 - shift
+    assert audio.significant_bits(np.zeros((1, 5), np.int16)) == 1  # digital silence
 
 
 def test_a_model_free_restore_imports_neither_torch_nor_numba() -> None:

@@ -15,10 +15,10 @@ import soundfile as sf
 import torch
 
 from tests.conftest import save_tiny_model, speechlike
-from upscale_audio import ardm, bits, codec
+from upscale_audio import codec
 from upscale_audio.checkpoint import load
+from upscale_audio.enhance import bits_per_sample
 from upscale_audio.errors import UserError
-from upscale_audio.inference import ChunkedRunner
 
 CHUNK, BLOCK = 300, 1000  # small, so that files span several windows and blocks
 
@@ -64,27 +64,15 @@ def test_round_trip_is_bit_exact(tmp_path: Path, full_model: Path, case: str) ->
 
 
 def test_cost_is_the_models_exact_policy_cost(tmp_path: Path, full_model: Path) -> None:
-    """The ANS payload is within 1% of the model's exact code length, which itself equals an
-    independent computation with ardm.policy_bits under the same orders and policy."""
+    """The ANS payload is within 1% of the model's exact code length, and that is what
+    ``bpd --steps K`` reports for the same file: the same walk, the same orders."""
     lm = load(full_model)
     x = speechlike(2600, channels=2)
     _, _, _, st = _roundtrip(tmp_path, lm, x, "PCM_16", steps=4)
     assert 0.99 < st.payload_bits / st.model_bits < 1.01
-    # the same cost from the evaluation code path (one block: frame indices are absolute)
-    runner = ChunkedRunner(lm.model, torch.device("cpu"), CHUNK, max_batch=1)
-    u = torch.from_numpy(x.astype(np.int64) + 32768)
-    pol = {s: q / codec.POLICY_SCALE for s, q in enumerate(codec.quantised_policy(lm, 4))}
-    total = 0.0
-    for b0 in range(0, u.shape[1], BLOCK):
-        blk = u[:, b0 : b0 + BLOCK]
-        idx = np.arange(b0, b0 + blk.shape[1])
-
-        def key(s: int, idx: np.ndarray = idx) -> torch.Tensor:
-            return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(0, c), s, idx) for c in range(2)]))
-
-        lo, hi = ardm.top_bits_interval(blk, 0)
-        total += float(ardm.policy_bits(runner.ce_fn(), blk, lm.maps, [0, 1], lo, hi, pol, key).sum())
-    assert st.model_bits == pytest.approx(total, rel=1e-4)
+    one_block = codec.compress_file(tmp_path / "in_PCM_16.wav", tmp_path / "one.uad", lm, 4, chunk=CHUNK)
+    bpd = bits_per_sample([x.astype(np.int64) + 32768], lm, steps=4, chunk=CHUNK)
+    assert bpd.bits_per_sample * bpd.samples == one_block.model_bits
 
 
 def test_zero_low_stages_are_not_coded(tmp_path: Path, full_model: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from upscale_audio import ardm, bits, intervals
+from upscale_audio import ardm, intervals
 
 
 @pytest.mark.parametrize("law", intervals.LAWS)
@@ -74,13 +74,17 @@ def test_scoring_bins_partition_the_16_bit_range() -> None:
 
 @pytest.mark.parametrize("schedule", [(8, 8), (2,) * 8, (8, 2, 2, 2, 2), (4,) * 4, (16,)])
 def test_linear_interval_masks_equal_the_top_bit_masks_for_every_depth(schedule) -> None:  # type: ignore[no-untyped-def]
-    """The allowed digits of an aligned interval are exactly bits.allowed_digit_range_np's."""
+    """The allowed digits of an aligned interval: the digit's bits above the known depth fixed, the
+    rest free (the top-bits rule, written out independently)."""
     maps = ardm.StageMaps(schedule)
     u = np.random.default_rng(0).integers(0, 65536, 300)
     for known in range(0, 16):
         lo, hi = intervals.linear(u, known)
         for s in range(maps.S):
-            want_lo, want_hi = bits.allowed_digit_range_np(u, schedule, s, known)
+            w, low = schedule[s], maps.lows[s]
+            free = w - int(np.clip(known - (16 - low - w), 0, w))  # digit bits not known
+            prefix = ((u >> low) & ((1 << w) - 1)) >> free
+            want_lo, want_hi = prefix << free, (prefix + 1) << free
             dlo, dhi = maps.allowed_digits(torch.from_numpy(u)[None], torch.from_numpy(lo)[None],
                                            torch.from_numpy(hi)[None], torch.tensor([s]))
             np.testing.assert_array_equal(dlo[0].numpy(), want_lo)

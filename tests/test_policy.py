@@ -50,9 +50,8 @@ def test_costs_fall_with_budget_and_never_beat_the_full_sum() -> None:
 def test_policy_fractions_apply_to_any_length() -> None:
     fr = policy.stage_policy(np.linspace(8, 5, 128), 4)
     assert fr[0] == 0 and np.all(np.diff(fr) > 0) and fr[-1] < 1
-    for D in (5, 1000, 16001):
-        segs = policy.segments_for_length(fr, D)
-        assert segs[0][0] == 0 and segs[-1][1] == D
-        assert sum(b - a for a, b in segs) == D
+    q = policy.quantise(fr)
+    assert q[0] == 0 and np.all(np.diff(q) > 0) and q[-1] < policy.POLICY_SCALE
+    assert np.abs(policy.dequantise(q) - fr).max() <= 0.5 / policy.POLICY_SCALE
     np.testing.assert_allclose(policy.stage_policy(np.ones(8), 4, naive=True), [0, 0.25, 0.5, 0.75])
     assert len(policy.stage_policy(np.ones(8), 100)) == 100  # beyond the DP's resolution: equal split

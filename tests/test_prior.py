@@ -111,7 +111,7 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     from tests.conftest import save_tiny_model
     from upscale_audio import checkpoint
     from upscale_audio.enhance import enhance_intervals
-    from upscale_audio.inference import ChunkedRunner
+    from upscale_audio.runner import ChunkedRunner
 
     lm = checkpoint.load(save_tiny_model(tmp_path / "p.pt", (8, 8), 0, prior="lmmse", prior_half=24, prior_taps=2))
     x = speechlike(700, channels=2, seed=2).astype(np.int64) + 32768

@@ -1,4 +1,7 @@
-"""The Upscale order-agnostic ARDM: objective, per-step loss tracking, exact policy cost, sampling.
+"""The Upscale order-agnostic ARDM: stage geometry, objective, per-step loss tracking, digit draws.
+
+Inference steps (sampling, the posterior mean, exact policy costs, the codec) run through the
+reveal walk of ``walk.py``.
 
 Notation (docs/DESIGN.md §1, §4; code name in brackets):
 
@@ -16,7 +19,7 @@ modelled stages the estimator of the total is that times S' (the paper); we draw
 proportion to their unknown bits and weight by 1 / p, which is the same for equal widths.
 
 A *network function* ``net(value, revealed, stage, t_frac) -> logits [B, T, W]`` is either the
-model itself or a chunked wrapper (``inference.py``); this module never sees files or devices.
+model itself or a chunked wrapper (``runner.py``); this module never sees files or devices.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from . import bits, intervals
 
 # net(value, revealed, stage, t_frac, iv_lo, iv_hi) -> logits [B, T, W]
 NetFn = Callable[..., torch.Tensor]
-# ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in inference.py)
+# ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in runner.py)
 CeFn = Callable[..., torch.Tensor]
 LN2 = math.log(2.0)
 
@@ -52,6 +55,10 @@ class StageMaps:
         """Bits of a stage not fixed by the top ``known_bits`` bits."""
         top = 16 - self.lows[stage]  # bits known once this stage is done
         return min(self.schedule[stage], max(top - known_bits, 0))
+
+    def digit(self, u: np.ndarray, stage: int) -> np.ndarray:
+        """The digit of one stage of every sample. u: int [...] -> int64 [...]."""
+        return (np.asarray(u, dtype=np.int64) >> self.lows[stage]) & ((1 << self.schedule[stage]) - 1)
 
     def t_frac(self, stage: torch.Tensor, t_over_d: torch.Tensor) -> torch.Tensor:
         """Global step as a fraction of all steps: (stage + t / D) / S."""
@@ -288,48 +295,6 @@ def elbo_draw(
     return total
 
 
-@torch.no_grad()
-def policy_bits(
-    ce_fn: CeFn,
-    u: torch.Tensor,
-    maps: StageMaps,
-    stages: Sequence[int],
-    iv_lo: torch.Tensor,
-    iv_hi: torch.Tensor,
-    policies: dict[int, np.ndarray],
-    order_key: Callable[[int], torch.Tensor],
-) -> torch.Tensor:
-    """Exact code length (bits, summed over positions) of each row under fixed orders and policies.
-
-    For every given stage and every segment [lo, hi) of its policy, one network call at the
-    segment start scores all positions whose key falls in the segment: what a compressor pays.
-
-    Args:
-        u, iv_lo, iv_hi: long [B, D]; policies: stage -> fractions [K];
-        order_key(stage) -> keys [B, D] in [0, 1).
-    Returns: float64 [B], total bits per row.
-    """
-    B, D = u.shape
-    total = torch.zeros(B, dtype=torch.float64)
-    for s in stages:
-        stage = torch.full((B,), s, dtype=torch.long, device=u.device)
-        key = order_key(s)
-        past, future, target = maps.split(u, stage)
-        lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
-        fr = np.asarray(policies[s], dtype=np.float64)
-        edges = np.append(fr, 1.0)
-        for i in range(len(fr)):
-            revealed = key < edges[i]
-            now = (key >= edges[i]) & (key < edges[i + 1])
-            if not now.any():
-                continue
-            t_over_d = torch.full((B,), float(edges[i]), device=u.device)
-            value = torch.where(revealed, future, past)
-            ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t_over_d), lo, hi, target, iv_lo, iv_hi)
-            total += (ce * now).sum(1).double().cpu()
-    return total
-
-
 # ---------------------------------------------------------------------------------- generation
 def sample_from(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF draw of one digit per position. logp [..., W], uniform [...] in [0,1) -> long [...]."""
@@ -345,19 +310,3 @@ def expected_digit(logp: torch.Tensor) -> torch.Tensor:
     """Posterior mean of the digit. logp [..., W] -> float32 [...] (a float32 sum of 2**w terms)."""
     p = logp.exp()
     return (p @ torch.arange(logp.shape[-1], device=logp.device, dtype=p.dtype)) / p.sum(-1)
-
-
-def order_keys(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
-    """Keys in [0, 1) whose ranks give the random order of a stage (keyed by absolute index)."""
-    return bits.keyed_uniform(bits.mix_key(seed_key, stage, 1), index)
-
-
-def digit_uniforms(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
-    """Uniforms for the inverse-CDF digit draws of a stage (keyed by absolute index)."""
-    return bits.keyed_uniform(bits.mix_key(seed_key, stage, 2), index)
-
-
-def stage_segments(policy: np.ndarray) -> list[tuple[float, float]]:
-    """Key intervals [a, b) revealed by each call of a policy (fractions [K], increasing)."""
-    edges = np.append(np.asarray(policy, dtype=np.float64), 1.0)
-    return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]

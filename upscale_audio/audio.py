@@ -84,8 +84,7 @@ def read(path: str | Path) -> AudioFile:
 
 def significant_bits(samples: np.ndarray) -> int:
     """High bits in use: 16 minus the trailing zero bits all samples share, on u = s + 32768
-    (numpy; the numba twin ``bits.significant_bits`` is not imported here to keep start-up short).
-    int16 [...] -> 1..16."""
+    (silence, u = 32768, has one). Signed samples int [...] -> 1..16."""
     acc = int(np.bitwise_or.reduce((samples.astype(np.int64) + 32768).ravel())) if samples.size else 0
     if acc == 0:
         return 1

@@ -65,7 +65,7 @@ def _steps(text: str | None) -> int | str | None:
 
 
 def _device(name: str):  # type: ignore[no-untyped-def]
-    from .inference import pick_device
+    from .runner import pick_device
 
     try:
         return pick_device(name)

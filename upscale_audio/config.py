@@ -18,6 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import bits
 from .errors import UserError
 
 
@@ -155,11 +156,13 @@ def _section_from_dict(sec_cls: type, d: dict[str, Any], name: str) -> Any:
 def validate(cfg: RunConfig) -> None:
     """Raise :class:`UserError` for configs that cannot work."""
     sched = cfg.ardm.schedule
-    if not sched or any(w < 1 or w > 16 for w in sched) or sum(sched) != 16:
-        raise UserError(f"ardm.schedule {list(sched)} must be widths of 1..16 bits summing to 16")
+    try:
+        bits.check_schedule(sched)
+    except ValueError:
+        raise UserError(f"ardm.schedule {list(sched)} must be widths of 1..16 bits summing to 16") from None
     if not 0 <= cfg.ardm.known_bits < 16:
         raise UserError(f"ardm.known_bits must be in 0..15, got {cfg.ardm.known_bits}")
-    n_modelled = sum(1 for k in range(len(sched)) if sum(sched[: k + 1]) > cfg.ardm.known_bits)
+    n_modelled = len(sched) - bits.stage_of_bit(sched, cfg.ardm.known_bits)
     if cfg.ardm.stage_draw and (len(cfg.ardm.stage_draw) != n_modelled or min(cfg.ardm.stage_draw) < 1):
         raise UserError(f"ardm.stage_draw needs one positive weight per modelled stage ({n_modelled}), "
                         f"got {list(cfg.ardm.stage_draw)}")

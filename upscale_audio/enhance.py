@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import ardm, bits, intervals
+from . import ardm, bits, intervals, policy
 from .checkpoint import LoadedModel
-from .inference import ChunkedRunner, default_chunk, generate
+from .inference import generate
+from .runner import ChunkedRunner, default_chunk
+from .walk import Call, Orders, Walk, plan, row_keys
 
 
 def restore_simple(u: np.ndarray, known_bits: int, method: str) -> np.ndarray:
@@ -83,11 +85,10 @@ def enhance_intervals(
         policies = None
     else:
         policies = lm.policies(int(steps) if steps is not None else lm.recommended_steps(), naive)
-    base = key if key is not None else bits.mix_key(seed)
-    row_keys = [bits.mix_key(base, c) for c in range(np.shape(iv_lo)[0])]
+    keys = row_keys((key if key is not None else bits.mix_key(seed),), np.shape(iv_lo)[0])
     t0 = time.perf_counter()
     out, calls = generate(runner, np.asarray(iv_lo, dtype=np.int64), np.asarray(iv_hi, dtype=np.int64),
-                          lm.config.ardm.schedule, stages, policies, row_keys, mode, progress)
+                          lm.config.ardm.schedule, stages, policies, keys, mode, progress)
     n = calls if mode == "mean" else len(stages)
     return EnhanceResult(out, calls, n, time.perf_counter() - t0)
 
@@ -161,16 +162,25 @@ def bits_per_sample(
         arr = np.array(per_pass)
         se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
         return BpdResult(float(arr.mean()), se, total_samples, len(items), passes, "full", gb)
-    pol = lm.policies(int(steps), naive)
-    tot = 0.0
-    for n, x in enumerate(items):
-        u = torch.from_numpy(np.asarray(x, dtype=np.int64))
-        idx = np.arange(u.shape[1])
+    return BpdResult(policy_bits(items, lm, known, int(steps), naive, seed, runner) / total_samples, 0.0,
+                     total_samples, len(items), 1, str(steps), gb)
 
-        def order_key(s: int, n: int = n, rows: int = u.shape[0], idx: np.ndarray = idx) -> torch.Tensor:
-            return torch.from_numpy(np.stack([ardm.order_keys(bits.mix_key(seed, n, c), s, idx)
-                                              for c in range(rows)]))
 
-        lo, hi, stages = known(u.numpy())
-        tot += float(ardm.policy_bits(ce_fn, u, maps, stages, lo, hi, pol, order_key).sum())
-    return BpdResult(tot / total_samples, 0.0, total_samples, len(items), 1, str(steps), gb)
+def policy_bits(items: list[np.ndarray], lm: LoadedModel,
+                known: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, list[int]]],
+                steps: int, naive: bool, seed: int, runner: ChunkedRunner) -> float:
+    """Exact code length in bits of ``items`` (u int [C, T] each) under the K-call policy, as stored
+    in a .uad header, and the codec's orders: the walk the codec's encoder runs, without the coder."""
+    pol = {s: policy.dequantise(policy.quantise(p)) for s, p in lm.policies(steps, naive).items()}
+    total = 0.0
+    for x in items:
+        u = np.array(x, dtype=np.int64)
+        lo, hi, stages = known(u)
+        walk = Walk(runner, lm.config.ardm.schedule, Orders(row_keys((seed,), u.shape[0])), (lo.numpy(), hi.numpy()))
+
+        def score(call: Call, u: np.ndarray = u, walk: Walk = walk) -> None:
+            nonlocal total
+            total += call.bits(walk.maps.digit(u[call.row, call.pos], call.step.stage))
+
+        walk.run(u, plan(stages, pol), score)
+    return total

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bits import check_schedule
+from .bits import check_schedule, stage_lows
 from .config import ModelConfig
 from .prior import digit_log_probs
 from .prior import lmmse as prior_lmmse
@@ -82,8 +82,8 @@ class UpscaleWaveNet(nn.Module):
         self.schedule = tuple(int(w) for w in widths)
         self.stages = tuple(int(s) for s in stages)
         self.n_stages = len(self.schedule)
-        lows = [16 - sum(self.schedule[: k + 1]) for k in range(self.n_stages)]
-        self.register_buffer("lows", torch.tensor(lows, dtype=torch.long), persistent=False)
+        lows = torch.from_numpy(stage_lows(self.schedule))
+        self.register_buffer("lows", lows.long(), persistent=False)
         self.register_buffer("widths", torch.tensor(self.schedule, dtype=torch.long), persistent=False)
         C = cfg.channels
         self.input_conv = nn.Conv1d(_n_features(cfg, self.n_stages), C, 3, padding=1)

@@ -105,13 +105,6 @@ def fractions_from_starts(starts: np.ndarray, T: int) -> np.ndarray:
     return np.asarray(starts, dtype=np.float64) / T
 
 
-def segments_for_length(fractions: np.ndarray, D: int) -> list[tuple[int, int]]:
-    """Turn a policy (fractions [K]) into rank segments [(lo, hi)] for D positions, skipping empty ones."""
-    starts = np.floor(np.asarray(fractions, dtype=np.float64) * D + 1e-9).astype(np.int64)
-    ends = np.append(starts[1:], D)
-    return [(int(a), int(b)) for a, b in zip(starts, ends) if b > a]
-
-
 def stage_policy(step_losses: np.ndarray, K: int, naive: bool = False) -> np.ndarray:
     """Policy fractions [K'] for one stage from its tracked per-bin losses [T] (bits per position).
 
@@ -125,3 +118,17 @@ def stage_policy(step_losses: np.ndarray, K: int, naive: bool = False) -> np.nda
     L = np.sort(np.asarray(step_losses, dtype=np.float64))[::-1].copy()
     starts, _ = dp_policy(L, K)
     return fractions_from_starts(starts, T)
+
+
+POLICY_SCALE = 65536  # a stored policy holds its fractions as multiples of 1 / POLICY_SCALE
+
+
+def quantise(fractions: np.ndarray) -> np.ndarray:
+    """Fractions [K] -> int64 multiples of 1 / POLICY_SCALE (what a .uad header stores)."""
+    q = np.floor(np.asarray(fractions, dtype=np.float64) * POLICY_SCALE + 0.5).astype(np.int64)
+    return np.clip(q, 0, POLICY_SCALE)
+
+
+def dequantise(q: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`quantise`: float64 fractions [K]."""
+    return np.asarray(q, dtype=np.float64) / POLICY_SCALE

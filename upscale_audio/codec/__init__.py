@@ -1,0 +1,33 @@
+"""Lossless codec: ``.uad`` files coded with the Upscale ARDM and rANS.
+
+``format`` (the container), ``coder`` (a block through the reveal walk and ANS), ``files`` (whole
+files: compress, decode, verify).
+"""
+
+from .coder import coded_stages, decode_block, deterministic, encode_block
+from .files import (
+                    CodecStats,
+                    calls_per_file,
+                    compress_file,
+                    decompress_file,
+                    iter_decode,
+                    open_uad,
+                    quantised_policy,
+                    verify,
+)
+from .format import (
+                    DEFAULT_BLOCK_FRAMES,
+                    DEFAULT_CHUNK,
+                    FORMAT_VERSION,
+                    MAGIC,
+                    SUBTYPES,
+                    SUFFIX,
+                    Header,
+                    environment,
+                    weights_hash,
+)
+
+__all__ = ["CodecStats", "DEFAULT_BLOCK_FRAMES", "DEFAULT_CHUNK", "FORMAT_VERSION", "Header", "MAGIC", "SUBTYPES",
+           "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "decode_block", "decompress_file",
+           "deterministic", "encode_block", "environment", "iter_decode", "open_uad", "quantised_policy", "verify",
+           "weights_hash"]
