@@ -26,7 +26,7 @@ from report import print_table, write_json
 
 from upscale_audio import audio, codec
 from upscale_audio.checkpoint import load
-from upscale_audio.enhance import bits_per_sample
+from upscale_audio.scoring import bits_per_sample
 
 
 def pick(files: list[Path], n: int) -> list[Path]:

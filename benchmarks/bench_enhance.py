@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from upscale_audio import audio, checkpoint, metrics
-from upscale_audio.enhance import bits_per_sample, enhance_array, restore_simple
+from upscale_audio.enhance import enhance_array, restore_simple
+from upscale_audio.scoring import bits_per_sample
 
 SETS = ("speech_16k", "speech_8k", "music_44k", "music_16k")
 

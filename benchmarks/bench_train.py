@@ -33,7 +33,7 @@ from report import device_name, print_table, write_json
 
 from upscale_audio import audio, checkpoint
 from upscale_audio.config import load_config
-from upscale_audio.enhance import bits_per_sample
+from upscale_audio.scoring import bits_per_sample
 from upscale_audio.train import train
 
 

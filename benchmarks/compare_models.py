@@ -15,7 +15,8 @@ import numpy as np
 from bench_enhance import SETS, pick_files, snr_db
 
 from upscale_audio import checkpoint
-from upscale_audio.enhance import bits_per_sample, enhance_array, restore_simple
+from upscale_audio.enhance import enhance_array, restore_simple
+from upscale_audio.scoring import bits_per_sample
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ import torch
 from tests.conftest import save_tiny_model, speechlike
 from upscale_audio import codec
 from upscale_audio.checkpoint import load
-from upscale_audio.enhance import bits_per_sample
 from upscale_audio.errors import UserError
+from upscale_audio.scoring import bits_per_sample
 
 CHUNK, BLOCK = 300, 1000  # small, so that files span several windows and blocks
 

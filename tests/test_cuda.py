@@ -11,7 +11,8 @@ import torch
 from tests.conftest import TINY, save_tiny_model, speechlike
 from upscale_audio import bits, checkpoint
 from upscale_audio.config import load_config
-from upscale_audio.enhance import bits_per_sample, enhance_array
+from upscale_audio.enhance import enhance_array
+from upscale_audio.scoring import bits_per_sample
 from upscale_audio.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -8,8 +8,9 @@ import torch
 
 from tests.conftest import save_tiny_model, speechlike
 from upscale_audio import ardm, bits, checkpoint
-from upscale_audio.enhance import bits_per_sample, enhance_array
+from upscale_audio.enhance import enhance_array
 from upscale_audio.runner import ChunkedRunner
+from upscale_audio.scoring import bits_per_sample
 
 
 def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:

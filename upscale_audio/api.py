@@ -24,7 +24,8 @@ import numpy as np
 
 from . import audio, intervals
 from .checkpoint import LoadedModel, load
-from .enhance import BpdResult, bits_per_sample, enhance_intervals
+from .enhance import enhance_intervals
+from .scoring import BpdResult, bits_per_sample
 
 
 @lru_cache(maxsize=4)

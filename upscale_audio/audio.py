@@ -8,7 +8,6 @@ int16 conversion does. Files with more than 16 significant bits (24-bit, float) 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import soundfile as sf
 
 from . import intervals
 from .errors import UserError
-from .files import umask_mode
+from .files import replacing
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".ogg", ".au", ".snd", ".caf", ".w64", ".rf64"}
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
@@ -215,23 +214,6 @@ def check_writable(path: Path, force: bool, suffixes: tuple[str, ...] = tuple(WR
         raise UserError(f"{path}: folder {existing} is not writable; choose another output with -o")
 
 
-def temp_beside(path: Path) -> str:
-    """A new empty temp file in ``path``'s folder (same file system, so a rename is atomic),
-    with the mode a plain open() would give."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, umask_mode())  # mkstemp makes 0600
-    return tmp
-
-
-def commit(tmp: str, path: Path, force: bool) -> None:
-    """Rename a finished temp file over ``path`` (refusing a file that appeared meanwhile)."""
-    if path.exists() and not force:
-        raise UserError(f"{path}: exists; use --force to overwrite")
-    os.replace(tmp, path)
-
-
 def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False, subtype: str = "PCM_16") -> None:
     """Write int16 [C, T] as PCM (WAV or FLAC by suffix), atomically: temp file, then rename.
 
@@ -240,15 +222,8 @@ def write(path: str | Path, samples: np.ndarray, rate: int, force: bool = False,
     p = Path(path)
     check_writable(p, force)
     assert samples.dtype == np.int16 and samples.ndim == 2, (samples.dtype, samples.shape)
-    tmp = temp_beside(p)
-    try:
-        with open(tmp, "wb") as fh:  # a file object: any file name works, and a full disk raises OSError
-            sf.write(fh, samples.T, rate, subtype=subtype, format=WRITE_FORMATS[p.suffix.lower()])
-        commit(tmp, p, force)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(p, force) as tmp, open(tmp, "wb") as fh:  # a file object: any name works
+        sf.write(fh, samples.T, rate, subtype=subtype, format=WRITE_FORMATS[p.suffix.lower()])
 
 
 def write_u8(path: str | Path, samples: np.ndarray, rate: int) -> None:

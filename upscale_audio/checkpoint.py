@@ -11,8 +11,6 @@ Contents (plain tensors and JSON-like values only)::
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from . import __version__, policy
 from .ardm import StageMaps, StepLossTracker
 from .config import RunConfig
 from .errors import UserError
-from .files import umask_mode
+from .files import replacing
 from .model import UpscaleWaveNet
 
 FORMAT = "upscale_audio.checkpoint"
@@ -67,17 +65,8 @@ def build_model(cfg: RunConfig) -> UpscaleWaveNet:
 
 def atomic_save(obj: dict[str, Any], path: Path) -> None:
     """torch.save to a temp file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, umask_mode())
+    with replacing(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def policy_table(cfg: RunConfig, tracker: StepLossTracker) -> dict[str, Any]:

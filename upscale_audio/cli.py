@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -64,15 +63,6 @@ def _steps(text: str | None) -> int | str | None:
     return k
 
 
-def _device(name: str):  # type: ignore[no-untyped-def]
-    from .runner import pick_device
-
-    try:
-        return pick_device(name)
-    except ValueError as e:
-        fatal(str(e))
-
-
 def _bar(total: int, desc: str, quiet: bool):  # type: ignore[no-untyped-def]
     """A progress bar over network calls on stderr (off when quiet or not a terminal)."""
     from tqdm import tqdm
@@ -80,56 +70,21 @@ def _bar(total: int, desc: str, quiet: bool):  # type: ignore[no-untyped-def]
     return tqdm(total=total, desc=desc, unit="call", disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
-def _plan_outputs(
-    inputs: list[Path], output: Path | None, force: bool, rename: Callable[[Path], Path],
-    suffixes: set[str] | None = None, out_suffixes: tuple[str, ...] = (".wav", ".flac"),
-) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: ``rename(input)`` beside each input, or under ``-o DIR`` (keeping the
-    folder structure of directory inputs), or ``-o FILE`` for one input. Every output is checked
-    before any work starts: no collisions, no overwriting an input, nothing existing without --force."""
-    from . import audio
+def _plan(inputs: list[Path], output: Path | None, force: bool, rename: Callable[[Path], Path],
+          suffixes: set[str] | None = None, out_suffixes: tuple[str, ...] = (".wav", ".flac")) -> list[tuple[Path, Path]]:
+    from . import jobs
 
-    items = audio.find_audio(inputs, suffixes)
-    many = len(items) > 1 or any(p.is_dir() for p in inputs)
-    if output is not None and many and output.exists() and not output.is_dir():
-        fatal(f"{output}: several inputs need -o to be a directory")
-    if output is None:
-        plan = [(src, rename(src)) for src, _ in items]
-    elif many:
-        plan = [(src, output / rename(rel)) for src, rel in items]
-    else:
-        plan = [(items[0][0], output)]
-    outs = [o for _, o in plan]
-    if len(set(outs)) != len(outs):
-        fatal("two inputs would write the same output; give them distinct names or use -o DIR")
-    done = [(src, dst) for src, dst in plan if many and not force and dst.exists() and dst.is_file()]
-    if done:  # a rerun of a folder: what is finished stays, the rest is done
-        typer.echo(f"skipping {len(done)} of {len(plan)} file(s) whose output exists (use --force to redo them)",
-                   err=True)
-        plan = [p for p in plan if p not in done]
-    for src, dst in plan:
-        if dst.resolve() == src.resolve():
-            fatal(f"{dst}: output would overwrite its input; choose another name with -o")
-        audio.check_writable(dst, force, out_suffixes)
+    plan, skipped = jobs.plan_outputs(inputs, output, force, rename, suffixes, out_suffixes)
+    if skipped:  # a rerun of a folder: what is finished stays, the rest is done
+        typer.echo(f"skipping {skipped} of {len(plan) + skipped} file(s) whose output exists (use --force to redo "
+                   "them)", err=True)
     return plan
 
 
 def _each(plan: list[tuple[Path, Path]], work: Callable[[Path, Path], None]) -> None:
-    """Run ``work`` on every (input, output); with several files a bad one does not stop the rest:
-    each failure gets its line, and one line at the end says how many failed (exit status 2)."""
-    if len(plan) == 1:
-        work(*plan[0])
-        return
-    failed = 0
-    for src, dst in plan:
-        try:
-            work(src, dst)
-        except UserError as e:
-            failed += 1
-            typer.echo(f"error: {e}", err=True)
-    if failed:
-        fatal(f"{failed} of {len(plan)} file(s) failed (listed above); the others are written; fix or remove the "
-              "failed ones and rerun: finished outputs are skipped")
+    from . import jobs
+
+    jobs.run_each(plan, work, lambda line: typer.echo(line, err=True))
 
 
 class Law(str, Enum):
@@ -158,8 +113,6 @@ def enhance(
     """Restore low-bit audio (8-bit PCM, mu-law, A-law, ...) to 16 bits. Known values never change."""
     import math
 
-    from . import audio, intervals
-
     if bits is not None and not 1 <= bits <= 15:
         fatal(f"--bits {bits}: must be between 1 and 15 (the known top bits; 16 leaves nothing to restore)")
     if raw is not None and (rate is None or rate < 1):
@@ -170,65 +123,27 @@ def enhance(
         fatal("--raw and --bits exclude each other: G.711 data knows its own intervals")
     if chunk_seconds is not None and not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
         fatal(f"--chunk-seconds {chunk_seconds}: give a positive number of seconds, e.g. --chunk-seconds 10")
-    k_steps = _steps(steps)
-    plan = _plan_outputs(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"),
-                         suffixes=None if raw is None else {".raw", ".ul", ".ulaw", ".al", ".alaw", ".g711", ".bin"})
-    lm = None
-    world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+    from . import jobs
+    from .enhance_file import RestoreOptions, restore_file
+
+    opts = RestoreOptions(method.value, mode.value, _steps(steps), policy == PolicyKind.naive, bits,
+                          raw.value if raw else None, rate, seed, chunk_seconds, force)
+    plan = _plan(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"),
+                 suffixes=None if raw is None else {".raw", ".ul", ".ulaw", ".al", ".alaw", ".g711", ".bin"})
+    lm, dev = None, None
     if method == Method.ardm:
         from .checkpoint import load
-        from .enhance import enhance_intervals, file_key, open_stages
+        from .runner import pick_device
 
-        lm = load(model)
-        dev = _device(device)
-        if dev.type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per rank
-            import torch
-
-            dev = torch.device(f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}")
-    mine = [p for n, p in enumerate(plan) if n % world == rank]  # torchrun: files are sharded across ranks
+        lm, dev = load(model), pick_device(device)
 
     def one(src: Path, dst: Path) -> None:
-        a = audio.read_g711_raw(src, raw.value, int(rate or 0)) if raw is not None else audio.read(src)
-        if a.samples is None:
-            raise UserError(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits "
-                            "(nothing to do)")
-        known = audio.decide_known(a, bits, raw.value if raw is not None else None)
-        if known.kind == "linear" and known.bits >= 16:
-            if known.source == "digital silence":
-                audio.write(dst, a.samples, a.rate, force=force)
-                if not quiet:
-                    typer.echo(f"{src} -> {dst}: digital silence, nothing to restore (copied unchanged)", err=True)
-                return
-            raise UserError(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits "
-                            "as known")
-        lo, hi = known.intervals(a)
-        if method == Method.ardm:
-            assert lm is not None
-            rates = lm.config.data.sample_rates
-            if rates and a.rate not in rates and not quiet:
-                typer.echo(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data "
-                           f"{list(rates)}; output may be worse (no resampling is done)", err=True)
-            chunk = max(1, int(chunk_seconds * a.rate)) if chunk_seconds else None
-            per_stage = a.frames if k_steps == "full" else (k_steps or lm.recommended_steps())
-            try:
-                n_stages = len(open_stages(lm, lo, hi))
-                with _bar(n_stages if mode == Mode.mean else n_stages * int(per_stage), src.name, quiet) as bar:
-                    res = enhance_intervals(lo, hi, lm, mode=mode.value, steps=k_steps,
-                                            naive=policy == PolicyKind.naive, key=file_key(seed, src), device=dev,
-                                            chunk=chunk, rate=a.rate, progress=bar.update)
-            except ValueError as e:
-                raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
-            out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
-                                  f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
-        else:
-            out_u, info = intervals.restore_simple(lo, hi, method.value), method.value
-        if not intervals.check_inside(out_u, lo, hi):  # the invariant, checked on every file
-            raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
-        audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=force)
+        line = restore_file(src, dst, opts, lm, dev, lambda total, desc: _bar(total, desc, quiet),
+                            lambda w: None if quiet else typer.echo(w, err=True))
         if not quiet:
-            typer.echo(f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}", err=True)
+            typer.echo(line, err=True)
 
-    _each(mine, one)
+    _each(jobs.shard(plan), one)
 
 
 @app.command()
@@ -245,9 +160,9 @@ def bpd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Bits per sample of recordings under the model (their likelihood), with a standard error."""
-    from . import audio
     from .checkpoint import load
-    from .enhance import bits_per_sample
+    from .runner import pick_device
+    from .scoring import bits_per_sample, read_recordings
 
     k = _steps(steps)
     if passes < 1:
@@ -256,18 +171,12 @@ def bpd(
         fatal(f"--given-bits {given_bits}: must be between 0 and 15")
     if given is not None and given_bits is not None:
         fatal("--given and --given-bits exclude each other: choose what is known")
-    items = audio.find_audio(inputs)
     lm = load(model)
-    arrays = []
-    for src, _ in items:
-        a = audio.read(src)
-        if a.samples is None or a.significant_bits < 16:
-            fatal(f"{src}: has {a.significant_bits} significant bits; bpd scores 16-bit recordings")
-        arrays.append(a.u)
+    arrays = read_recordings(inputs)
     try:
         res = bits_per_sample(arrays, lm, given_bits=given_bits, given_law=given.value if given else None,
                               steps=k if k is not None else "full",
-                              passes=passes, seed=seed, device=_device(device), naive=policy == PolicyKind.naive)
+                              passes=passes, seed=seed, device=pick_device(device), naive=policy == PolicyKind.naive)
     except ValueError as e:
         fatal(str(e))
     import math
@@ -325,21 +234,6 @@ def train(
         typer.echo(f"done: step {rec.get('step')}, checkpoint {run_dir / 'latest.pt'}", err=True)
 
 
-def _run_to_temp(dst: Path, force: bool, work: Callable[[str], None]) -> None:
-    """Run ``work(tmp)`` writing a temp file beside ``dst``, then rename it into place; on any
-    failure (or Ctrl-C) the temp file is removed and nothing appears at ``dst``."""
-    from . import audio
-
-    tmp = audio.temp_beside(dst)
-    try:
-        work(tmp)
-        audio.commit(tmp, dst, force)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @app.command()
 def compress(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
@@ -351,29 +245,18 @@ def compress(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
     """Lossless compression of 16-bit (or 8-bit) audio into .uad files with the model and rANS."""
-    from . import audio, codec
+    from . import codec
     from .checkpoint import load
 
     if steps is not None and steps < 1:
         fatal(f"--steps {steps}: must be at least 1")
-    plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
+    plan = _plan(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
     lm = load(model)
     k = steps or lm.recommended_steps()
 
     def one(src: Path, dst: Path) -> None:
-        info = audio.probe(src)
-        total = codec.calls_per_file(info.frames, codec.DEFAULT_BLOCK_FRAMES, lm.config.ardm.schedule, k)
-        stats: list[codec.CodecStats] = []
-
-        def work(tmp: str, src: Path = src, total: int = total, stats: list[codec.CodecStats] = stats) -> None:
-            with _bar(total, src.name, quiet) as bar:
-                stats.append(codec.compress_file(src, tmp, lm, k, progress=bar.update))
-            if verify:
-                with _bar(total, f"verify {src.name}", quiet) as bar:
-                    codec.verify(src, Path(tmp), lm, bar.update)
-
-        _run_to_temp(dst, force, work)
-        st = stats[0]
+        st = codec.compress_path(src, dst, lm, k, verify_after=verify, force=force,
+                                 bar=lambda total, desc: _bar(total, desc, quiet))
         if not quiet:
             typer.echo(f"{src} -> {dst}: {st.bits_per_sample:.3f} bits/sample ({st.bytes} bytes, model cost "
                        f"{st.model_bits / st.samples:.3f}), K={k}, {st.seconds:.1f} s, {st.realtime:.2f}x real time"
@@ -398,22 +281,12 @@ def decompress(
         if p.is_file():
             with open(p, "rb") as f:
                 codec.Header.read(f, str(p))
-    plan = _plan_outputs(inputs, output, force, lambda p: p.with_suffix(".wav"), suffixes={codec.SUFFIX},
-                         out_suffixes=(".wav",))
+    plan = _plan(inputs, output, force, lambda p: p.with_suffix(".wav"), suffixes={codec.SUFFIX},
+                 out_suffixes=(".wav",))
     lm = load(model)
 
     def one(src: Path, dst: Path) -> None:
-        with open(src, "rb") as f:
-            h = codec.Header.read(f, str(src))
-        total = codec.calls_per_file(h.frames, h.block_frames, h.schedule, len(h.policy[0]))
-        stats: list[codec.CodecStats] = []
-
-        def work(tmp: str, src: Path = src, total: int = total, stats: list[codec.CodecStats] = stats) -> None:
-            with _bar(total, src.name, quiet) as bar:
-                stats.append(codec.decompress_file(src, tmp, lm, bar.update))
-
-        _run_to_temp(dst, force, work)
-        st = stats[0]
+        h, st = codec.decompress_path(src, dst, lm, force=force, bar=lambda total, desc: _bar(total, desc, quiet))
         if not quiet:
             typer.echo(f"{src} -> {dst}: {st.frames} frames x {st.channels} ch, {h.rate} Hz, {h.subtype}; "
                        f"{st.seconds:.1f} s, {st.realtime:.2f}x real time", err=True)
@@ -448,15 +321,10 @@ def compare(
                      "lsd": metrics.lsd(ref.samples, a.samples)})
         signals[p.name] = a.samples
     if png is not None:
-        tmp = audio.temp_beside(png)
-        try:
-            metrics.spectrogram_png(Path(tmp + ".png"), signals, ref.rate)
-            os.replace(tmp + ".png", tmp)
-            audio.commit(tmp, png, force)
-        finally:
-            for t in (tmp, tmp + ".png"):
-                if os.path.exists(t):
-                    os.unlink(t)
+        from .files import replacing
+
+        with replacing(png, force) as tmp:
+            metrics.spectrogram_png(Path(tmp), signals, ref.rate)
     if as_json:
         typer.echo(json.dumps({"original": str(original), "rate": ref.rate, "results": rows}))
         return

@@ -82,5 +82,5 @@ def spectrogram_png(path: Path, signals: dict[str, np.ndarray], rate: int) -> No
         librosa.display.specshow(db, sr=rate, hop_length=HOP, x_axis="time", y_axis="hz", ax=ax, vmin=-120, vmax=0)
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

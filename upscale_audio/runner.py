@@ -16,6 +16,7 @@ reverse order), so a coder that depends on the order of its symbols sees the sam
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -23,18 +24,22 @@ import numpy as np
 import torch
 
 from . import ardm
+from .errors import UserError
 from .model import UpscaleWaveNet
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu. Raises ValueError for an unavailable choice."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """'auto' -> cuda when available, else cpu; under torchrun (LOCAL_RANK) one GPU per rank.
+    Raises UserError for an unavailable choice."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name!r}: choose auto, cpu or cuda")
-    return torch.device(name)
+        raise UserError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if "LOCAL_RANK" in os.environ:
+        return torch.device(f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}")
+    return torch.device("cuda")
 
 
 @dataclass

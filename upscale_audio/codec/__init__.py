@@ -6,28 +6,30 @@ files: compress, decode, verify).
 
 from .coder import coded_stages, decode_block, deterministic, encode_block
 from .files import (
-                    CodecStats,
-                    calls_per_file,
-                    compress_file,
-                    decompress_file,
-                    iter_decode,
-                    open_uad,
-                    quantised_policy,
-                    verify,
+    CodecStats,
+    calls_per_file,
+    compress_file,
+    compress_path,
+    decompress_file,
+    decompress_path,
+    iter_decode,
+    open_uad,
+    quantised_policy,
+    verify,
 )
 from .format import (
-                    DEFAULT_BLOCK_FRAMES,
-                    DEFAULT_CHUNK,
-                    FORMAT_VERSION,
-                    MAGIC,
-                    SUBTYPES,
-                    SUFFIX,
-                    Header,
-                    environment,
-                    weights_hash,
+    DEFAULT_BLOCK_FRAMES,
+    DEFAULT_CHUNK,
+    FORMAT_VERSION,
+    MAGIC,
+    SUBTYPES,
+    SUFFIX,
+    Header,
+    environment,
+    weights_hash,
 )
 
 __all__ = ["CodecStats", "DEFAULT_BLOCK_FRAMES", "DEFAULT_CHUNK", "FORMAT_VERSION", "Header", "MAGIC", "SUBTYPES",
-           "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "decode_block", "decompress_file",
-           "deterministic", "encode_block", "environment", "iter_decode", "open_uad", "quantised_policy", "verify",
-           "weights_hash"]
+           "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "compress_path", "decode_block",
+           "decompress_file", "decompress_path", "deterministic", "encode_block", "environment", "iter_decode",
+           "open_uad", "quantised_policy", "verify", "weights_hash"]

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ import torch
 from .. import audio, policy
 from ..checkpoint import LoadedModel
 from ..errors import UserError
+from ..files import replacing
 from ..runner import ChunkedRunner
 from .coder import decode_block, deterministic, encode_block
 from .format import (
@@ -192,3 +193,31 @@ def verify(src: Path, uad: Path, lm: LoadedModel, progress: Progress | None = No
             raise UserError(f"{uad}: --verify failed: decoded audio differs from {src}; the file was not kept")
     if originals is None or next(originals, None) is not None:
         raise UserError(f"{uad}: --verify failed: decoded audio is shorter than {src}; the file was not kept")
+
+
+Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
+
+
+def compress_path(src: Path, dst: Path, lm: LoadedModel, steps: int, *, verify_after: bool, force: bool,
+                  bar: Bar) -> CodecStats:
+    """``compress`` of one file: code ``src`` into ``dst`` atomically (and decode it again to compare
+    with ``verify_after``: a file that does not verify is not kept)."""
+    info = audio.probe(src)
+    total = calls_per_file(info.frames, DEFAULT_BLOCK_FRAMES, lm.config.ardm.schedule, steps)
+    with replacing(dst, force) as tmp:
+        with bar(total, src.name) as b:
+            st = compress_file(src, tmp, lm, steps, progress=b.update)
+        if verify_after:
+            with bar(total, f"verify {src.name}") as b:
+                verify(src, Path(tmp), lm, b.update)
+    return st
+
+
+def decompress_path(src: Path, dst: Path, lm: LoadedModel, *, force: bool, bar: Bar) -> tuple[Header, CodecStats]:
+    """``decompress`` of one file into ``dst`` atomically."""
+    with open(src, "rb") as f:
+        h = Header.read(f, str(src))
+    total = calls_per_file(h.frames, h.block_frames, h.schedule, len(h.policy[0]))
+    with replacing(dst, force) as tmp, bar(total, src.name) as b:
+        st = decompress_file(src, tmp, lm, b.update)
+    return h, st

@@ -1,0 +1,82 @@
+"""Restoring one file, as ``enhance`` does: read it, decide what it knows, restore, check, write.
+
+Imports torch only when the model is used, so a model-free restore starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import audio, intervals
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .checkpoint import LoadedModel
+
+
+@dataclass
+class RestoreOptions:
+    """How ``restore_file`` restores (the CLI's enhance options)."""
+
+    method: str = "ardm"  # ardm, bin-centre or zero
+    mode: str = "mean"
+    steps: int | str | None = None  # calls per stage, "full", or None: the model's
+    naive: bool = False
+    bits: int | None = None  # known top bits (None: from the format, else detected)
+    raw: str | None = None  # headerless G.711 input: ulaw or alaw
+    rate: int | None = None  # sample rate of raw input
+    seed: int = 0
+    chunk_seconds: float | None = None
+    force: bool = False
+
+
+Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
+
+
+def restore_file(src: Path, dst: Path, opts: RestoreOptions, lm: LoadedModel | None, device: torch.device | None,
+                 bar: Bar, warn: Callable[[str], None]) -> str:
+    """Restore one file into ``dst`` (written atomically); returns a one-line summary. Raises
+    UserError for an input there is nothing to do with or a model that cannot restore it."""
+    a = audio.read_g711_raw(src, opts.raw, int(opts.rate or 0)) if opts.raw else audio.read(src)
+    if a.samples is None:
+        raise UserError(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits "
+                        "(nothing to do)")
+    known = audio.decide_known(a, opts.bits, opts.raw)
+    if known.kind == "linear" and known.bits >= 16:
+        if known.source == "digital silence":
+            audio.write(dst, a.samples, a.rate, force=opts.force)
+            return f"{src} -> {dst}: digital silence, nothing to restore (copied unchanged)"
+        raise UserError(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits "
+                        "as known")
+    lo, hi = known.intervals(a)
+    if opts.method == "ardm":
+        assert lm is not None
+        rates = lm.config.data.sample_rates
+        if rates and a.rate not in rates:
+            warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
+                 "output may be worse (no resampling is done)")
+        chunk = max(1, int(opts.chunk_seconds * a.rate)) if opts.chunk_seconds else None
+        per_stage = a.frames if opts.steps == "full" else int(opts.steps or lm.recommended_steps())
+        from .enhance import enhance_intervals, file_key, open_stages
+
+        try:
+            n_stages = len(open_stages(lm, lo, hi))
+            with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
+                res = enhance_intervals(lo, hi, lm, mode=opts.mode, steps=opts.steps, naive=opts.naive,
+                                        key=file_key(opts.seed, src), device=device, chunk=chunk, rate=a.rate,
+                                        progress=b.update)
+        except ValueError as e:
+            raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
+        out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
+                              f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
+    else:
+        out_u, info = intervals.restore_simple(lo, hi, opts.method), opts.method
+    if not intervals.check_inside(out_u, lo, hi):  # the invariant, checked on every file
+        raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
+    audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=opts.force)
+    return f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}"
