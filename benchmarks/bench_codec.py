@@ -36,16 +36,16 @@ def pick(files: list[Path], n: int) -> list[Path]:
     return [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
 
 
-def run_set(folder: Path, lm, n_files: int, steps: int, baselines: bool, bpd: bool, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
+def run_set(folder: Path, ckpt, n_files: int, steps: int, baselines: bool, bpd: bool, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
     files = pick([f for f, _ in audio.find_audio([folder])], n_files)
     r = {"files": len(files), "samples": 0, "seconds_audio": 0.0, "uad_bytes": 0, "payload_bits": 0,
          "model_bits": 0.0, "encode_s": 0.0, "decode_s": 0.0, "flac_bytes": 0, "wavpack_bytes": 0}
     for f in files:
         info = audio.probe(f)
         uad, back = tmp / "x.uad", tmp / "x.wav"
-        st = codec.compress_file(f, uad, lm, steps)
+        st = codec.compress_file(f, uad, ckpt, steps)
         t0 = time.perf_counter()
-        codec.decompress_file(uad, back, lm)
+        codec.decompress_file(uad, back, ckpt)
         r["decode_s"] += time.perf_counter() - t0
         a = sf.read(str(f), dtype="int32", always_2d=True)[0]
         b = sf.read(str(back), dtype="int32", always_2d=True)[0]
@@ -71,7 +71,7 @@ def run_set(folder: Path, lm, n_files: int, steps: int, baselines: bool, bpd: bo
     # the same files under `upscale-audio bpd --steps K` (its own order seed, whole files, unquantised policy)
     if bpd:
         items = [audio.read(f).u for f in files]
-        r["bpd_steps_k"] = bits_per_sample(items, lm, given_bits=0, steps=steps).bits_per_sample
+        r["bpd_steps_k"] = bits_per_sample(items, ckpt, given_bits=0, steps=steps).bits_per_sample
     return r
 
 
@@ -89,18 +89,18 @@ def main() -> None:
     baselines = not args.no_baselines
     if baselines and not (shutil.which("flac") and shutil.which("wavpack")):
         raise SystemExit("error: flac and wavpack are needed for the baselines (or pass --no-baselines)")
-    lm = load(args.model)
-    steps = args.steps or lm.recommended_steps()
+    ckpt = load(args.model)
+    steps = args.steps or ckpt.recommended_steps()
     rows = []
     with tempfile.TemporaryDirectory() as td:
         warm = Path(td) / "warm.wav"  # numba compiles its kernels on first use: time steady state
         sf.write(warm, np.zeros((2000, 1), np.int16), 16000, subtype="PCM_16")
-        codec.compress_file(warm, Path(td) / "warm.uad", lm, 1)
-        codec.decompress_file(Path(td) / "warm.uad", Path(td) / "warm_back.wav", lm)
+        codec.compress_file(warm, Path(td) / "warm.uad", ckpt, 1)
+        codec.decompress_file(Path(td) / "warm.uad", Path(td) / "warm_back.wav", ckpt)
         for s in args.sets:
             folder = args.corpus / s / "heldout"
             if folder.is_dir():
-                r = run_set(folder, lm, args.files, steps, baselines, not args.no_bpd, Path(td))
+                r = run_set(folder, ckpt, args.files, steps, baselines, not args.no_bpd, Path(td))
                 rows.append({"set": s, "steps": steps, **r})
                 print(f"{s}: {r['files']} files round-trip exact, {r['uad_bps']:.3f} bits/sample", flush=True)
     headers = ["set", "files", "K", "uad", "payload", "model", "coder overhead", "bpd --steps K", "FLAC -8",
@@ -111,7 +111,7 @@ def main() -> None:
               f"{r['encode_rt']:.2f}x", f"{r['decode_rt']:.2f}x"] for r in rows]
     print_table(f"Lossless .uad on held-out files (bits per sample; every file decoded and compared; "
                 f"{torch.get_num_threads()} threads)", headers, table)
-    write_json(args.out, torch.device("cpu"), rows, model=str(lm.path), model_sha256=lm.sha256[:16])
+    write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256[:16])
 
 
 if __name__ == "__main__":

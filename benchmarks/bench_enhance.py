@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--png", type=Path, default=Path("docs/spectrogram.png"))
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    lm = checkpoint.load(args.model)
+    ckpt = checkpoint.load(args.model)
     dev = torch.device("cpu")
     baselines = {}
     bl = args.corpus / "baselines.tsv"
@@ -108,7 +108,7 @@ def main() -> None:
     # warm-up: numba compiles its kernels on first use (cached on disk afterwards); time steady state
     warm = np.full((1, 4000), 32768, dtype=np.int64)
     for mode in ("mean", "sample"):
-        enhance_array(warm, 8, lm, mode=mode, steps=1, device=dev)
+        enhance_array(warm, 8, ckpt, mode=mode, steps=1, device=dev)
     results = []
     for s in args.sets:
         held, train = args.corpus / s / "heldout", args.corpus / s / "train"
@@ -129,7 +129,7 @@ def main() -> None:
             ("zero", lambda u: restore_simple(u, 8, "zero")),
             ("bin-centre", lambda u: restore_simple(u, 8, "bin-centre")),
             ("count-table", lambda u: ((u >> 8) << 8) + np.floor(table[u >> 8] + 0.5).astype(np.int64)),
-            ("ardm mean", lambda u: enhance_array(u, 8, lm, mode="mean", device=dev, rate=rate).u),
+            ("ardm mean", lambda u: enhance_array(u, 8, ckpt, mode="mean", device=dev, rate=rate).u),
         ]:
             snr, t = run_all(fn)
             row[name] = {"snr_db": snr, "x_real_time": secs / t}
@@ -138,13 +138,13 @@ def main() -> None:
         ssecs = sum(u.shape[1] for u in short) / rate
         ref_short = np.concatenate([u.ravel() for u in short])
         for K in args.budgets:
-            outs, t = timed(lambda K=K: [enhance_array(u, 8, lm, mode="sample", steps=K, device=dev, rate=rate).u
+            outs, t = timed(lambda K=K: [enhance_array(u, 8, ckpt, mode="sample", steps=K, device=dev, rate=rate).u
                                          for u in short])
             row[f"ardm sample K={K}"] = {"snr_db": snr_db(ref_short, np.concatenate([o.ravel() for o in outs])),
                                          "x_real_time": ssecs / t, "seconds": ssecs}
         bfiles = pick_files(held, args.bpd_seconds)
-        for gb in (8, 0) if lm.known_bits == 0 else (lm.known_bits,):
-            r = bits_per_sample([a.u for a in bfiles], lm, given_bits=gb, passes=2, device=dev)
+        for gb in (8, 0) if ckpt.known_bits == 0 else (ckpt.known_bits,):
+            r = bits_per_sample([a.u for a in bfiles], ckpt, given_bits=gb, passes=2, device=dev)
             row[f"bpd given {gb}"] = {"bits": r.bits_per_sample, "stderr": r.stderr, "samples": r.samples}
         if s in baselines:
             b = baselines[s]
@@ -157,13 +157,13 @@ def main() -> None:
             spectrogram_png(args.png, {
                 "original 16-bit": u[0], "8-bit (zero low byte)": restore_simple(u, 8, "zero")[0],
                 "bin-centre": restore_simple(u, 8, "bin-centre")[0],
-                "ARDM posterior mean": enhance_array(u, 8, lm, mode="mean", rate=rate).u[0],
-                "ARDM sample (default K)": enhance_array(u, 8, lm, rate=rate).u[0]}, rate)
+                "ARDM posterior mean": enhance_array(u, 8, ckpt, mode="mean", rate=rate).u[0],
+                "ARDM sample (default K)": enhance_array(u, 8, ckpt, rate=rate).u[0]}, rate)
 
     cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
     methods = ["zero", "bin-centre", "count-table", "ardm mean"] + [f"ardm sample K={K}" for K in args.budgets]
-    print(f"\nRestore 8-bit -> 16-bit on held-out audio; model {lm.path.name if lm.path else '?'} "
-          f"(sha256 {lm.sha256[:12]}); speed on {cpu}. SNR in dB (x real time):\n")
+    print(f"\nRestore 8-bit -> 16-bit on held-out audio; model {ckpt.path.name if ckpt.path else '?'} "
+          f"(sha256 {ckpt.sha256[:12]}); speed on {cpu}. SNR in dB (x real time):\n")
     print("| set | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
     for r in results:
@@ -180,7 +180,7 @@ def main() -> None:
               f" | {full.get('bits', float('nan')):.3f} | {b.get('flac -8 per-file', float('nan')):.2f} | "  # type: ignore[union-attr]
               f"{b.get('wavpack -hhx6 per-file', float('nan')):.2f} |")  # type: ignore[union-attr]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(lm.path), "sha256": lm.sha256, "cpu": cpu,
+    args.out.write_text(json.dumps({"model": str(ckpt.path), "sha256": ckpt.sha256, "cpu": cpu,
                                     "torch": torch.__version__, "results": results}, indent=1))
 
 

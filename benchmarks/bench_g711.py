@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.0, help="held-out audio per set (0: the whole split)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
-    lm = checkpoint.load(args.model)
+    ckpt = checkpoint.load(args.model)
     rows = []
     for s in args.sets:
         files = pick_files(args.corpus / s / "heldout", args.seconds)
@@ -57,7 +57,7 @@ def main() -> None:
                 codes = g711_codes(a.path, a.u, law)
                 lo, hi = intervals.g711(codes, law)
                 t0 = time.perf_counter()
-                out = enhance_intervals(lo, hi, lm, mode="mean", rate=a.rate).u
+                out = enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u
                 secs += time.perf_counter() - t0
                 audio_s += a.frames / a.rate
                 reenc_ok &= bool(np.array_equal(intervals.libsndfile_codes(law)[out], codes)
@@ -74,14 +74,14 @@ def main() -> None:
                    "re_encodes_to_input": reenc_ok}
             rows.append(row)
             print(row, flush=True)
-    print_table(f"G.711 restored with --mode mean ({lm.path.name if lm.path else 'bundled'}, sha {lm.sha256[:12]}); "
+    print_table(f"G.711 restored with --mode mean ({ckpt.path.name if ckpt.path else 'bundled'}, sha {ckpt.sha256[:12]}); "
                 "SNR dB against the 16-bit original:",
                 ["set", "law", "files", "minutes", "G.711 decoded", "bin centre", "ardm mean", "gain", "x real time",
                  "re-encodes to input"],
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
                   f"{r['bin_centre_db']:.2f}", f"{r['mean_db']:.2f}", f"{r['mean_db'] - r['decoded_db']:+.2f}",
                   f"{r['realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"] for r in rows])
-    write_json(args.out, torch.device("cpu"), rows, model=str(lm.path), model_sha256=lm.sha256)
+    write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256)
 
 
 if __name__ == "__main__":

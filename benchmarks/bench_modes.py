@@ -27,12 +27,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="held-out audio per set")
     ap.add_argument("--out", type=Path, default=Path("bench-results/modes.json"))
     args = ap.parse_args()
-    lm = checkpoint.load(args.model)
+    ckpt = checkpoint.load(args.model)
     candidates = {
         "bin-centre": lambda a: intervals.restore_simple(*intervals.linear(a.u, 8), "bin-centre"),
-        "mean": lambda a: enhance_array(a.u, 8, lm, mode="mean", rate=a.rate).u,
-        "sample K=4": lambda a: enhance_array(a.u, 8, lm, mode="sample", steps=4, rate=a.rate).u,
-        "sample K=16": lambda a: enhance_array(a.u, 8, lm, mode="sample", steps=16, rate=a.rate).u,
+        "mean": lambda a: enhance_array(a.u, 8, ckpt, mode="mean", rate=a.rate).u,
+        "sample K=4": lambda a: enhance_array(a.u, 8, ckpt, mode="sample", steps=4, rate=a.rate).u,
+        "sample K=16": lambda a: enhance_array(a.u, 8, ckpt, mode="sample", steps=16, rate=a.rate).u,
     }
     rows = []
     for s in args.sets:
@@ -45,11 +45,11 @@ def main() -> None:
                                                   np.concatenate([o.ravel() for o in outs])),
                          "lsd": float(np.mean([metrics.lsd(r, o) for r, o in zip(refs, outs)]))})
             print(rows[-1], flush=True)
-    print_table(f"8-bit restores, {args.seconds:g} s of held-out audio per set (model sha {lm.sha256[:12]}); "
+    print_table(f"8-bit restores, {args.seconds:g} s of held-out audio per set (model sha {ckpt.sha256[:12]}); "
                 "SNR (higher is better) and LSD (lower is better):",
                 ["set", "restore", "SNR dB", "LSD"],
                 [[r["set"], r["restore"], f"{r['snr_db']:.2f}", f"{r['lsd']:.3f}"] for r in rows])
-    write_json(args.out, torch.device("cpu"), rows, model=str(lm.path), model_sha256=lm.sha256)
+    write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import torch
 from report import device_name, print_table, write_json
 
 from upscale_audio import ardm
-from upscale_audio.checkpoint import build_model
 from upscale_audio.config import load_config
+from upscale_audio.model import build_model
 
 
 def _sync(device: torch.device) -> None:

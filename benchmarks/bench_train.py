@@ -48,8 +48,9 @@ SETS = ("speech_16k", "speech_8k", "music_44k", "music_16k")
 
 def untrained(config: Path, path: Path) -> Path:
     """Write the untrained model of a config (zero output layer) as a checkpoint."""
-    from upscale_audio.ardm import StepLossTracker
-    from upscale_audio.checkpoint import atomic_save, build_model, make_checkpoint
+    from upscale_audio.checkpoint import atomic_save, make_checkpoint
+    from upscale_audio.model import build_model
+    from upscale_audio.policy import StepLossTracker
 
     cfg = load_config(config)
     m = build_model(cfg)
@@ -69,12 +70,12 @@ def score_checkpoints(args: argparse.Namespace) -> None:
     rows = []
     for s in args.sets:
         items = [a.u for a in pick_files(args.corpus / s / "heldout", args.seconds)]
-        for name, lm in lms.items():
-            row = {"set": s, "model": name, "path": models[name], "steps": lm.meta.get("steps"),
-                   "train_minutes": float(lm.meta.get("train_seconds", 0.0)) / 60,
+        for name, ckpt in lms.items():
+            row = {"set": s, "model": name, "path": models[name], "steps": ckpt.meta.get("steps"),
+                   "train_minutes": float(ckpt.meta.get("train_seconds", 0.0)) / 60,
                    "samples": int(sum(x.size for x in items))}
             for gb in (8, 0):  # the same seed for every model: paired draws of (t, order)
-                r = bits_per_sample(items, lm, given_bits=gb, passes=args.passes)
+                r = bits_per_sample(items, ckpt, given_bits=gb, passes=args.passes)
                 row[f"bpd_given_{gb}"], row[f"stderr_given_{gb}"] = r.bits_per_sample, r.stderr
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -125,12 +126,12 @@ def main() -> None:
         run_dir = args.runs / f"{name}-{int(time.time())}"
         t0 = time.time()
         rec = train(cfg, args.data, run_dir, None, max_minutes=args.minutes, quiet=True)
-        lm = checkpoint.load(run_dir / "latest.pt")
-        res = bits_per_sample(held, lm, given_bits=args.given_bits, passes=args.passes, device=device)
+        ckpt = checkpoint.load(run_dir / "latest.pt")
+        res = bits_per_sample(held, ckpt, given_bits=args.given_bits, passes=args.passes, device=device)
         row = {"variant": name, "overrides": overrides, "minutes": args.minutes, "steps": rec["step"],
                "train_samples_per_s": rec.get("samples_per_s"), "train_bpd_last": rec.get("bpd"),
                "heldout_bpd": res.bits_per_sample, "heldout_stderr": res.stderr,
-               "heldout_samples": res.samples, "params": lm.model.num_parameters(),
+               "heldout_samples": res.samples, "params": ckpt.model.num_parameters(),
                "wall_s": time.time() - t0, "run_dir": str(run_dir)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

@@ -37,12 +37,12 @@ def main() -> None:
         snr_files = pick_files(held, args.snr_seconds)
         ref = np.concatenate([a.u.ravel() for a in snr_files])
         bc = snr_db(ref, np.concatenate([restore_simple(a.u, 8, "bin-centre").ravel() for a in snr_files]))
-        for name, lm in lms.items():
+        for name, ckpt in lms.items():
             row = {"set": s, "model": name, "bin_centre_db": bc}
             for gb in (8, 0):  # same seed for every model: paired draws of (t, order)
-                r = bits_per_sample(items, lm, given_bits=gb, passes=2)
+                r = bits_per_sample(items, ckpt, given_bits=gb, passes=2)
                 row[f"bpd_given_{gb}"], row[f"stderr_given_{gb}"] = r.bits_per_sample, r.stderr
-            out = [enhance_array(a.u, 8, lm, mode="mean", rate=a.rate).u.ravel() for a in snr_files]
+            out = [enhance_array(a.u, 8, ckpt, mode="mean", rate=a.rate).u.ravel() for a in snr_files]
             row["mean_db"] = snr_db(ref, np.concatenate(out))
             rows.append(row)
             print(f"{s} {name}: low byte {row['bpd_given_8']:.3f} +- {row['stderr_given_8']:.3f}, "

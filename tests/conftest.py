@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from upscale_audio.ardm import StepLossTracker
-from upscale_audio.checkpoint import atomic_save, build_model, make_checkpoint
+from upscale_audio.checkpoint import atomic_save, make_checkpoint
 from upscale_audio.config import load_config
+from upscale_audio.model import build_model
+from upscale_audio.policy import StepLossTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.toml"

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from upscale_audio import ardm
-from upscale_audio.checkpoint import build_model
+from upscale_audio import ardm, policy
+from upscale_audio.model import build_model
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_sample_from_respects_masks_and_matches_probabilities() -> None:
 
 
 def test_tracker_fills_gaps_and_keeps_ema() -> None:
-    tr = ardm.StepLossTracker((8, 8), 4, 0.5)
+    tr = policy.StepLossTracker((8, 8), 4, 0.5)
     tr.update(torch.tensor([1, 1, 1]), torch.tensor([0.0, 0.1, 0.9]), torch.tensor([8.0, 6.0, 2.0]))
     L = tr.losses(1)
     assert L[0] == pytest.approx(7.0) and L[3] == pytest.approx(2.0)

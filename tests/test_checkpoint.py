@@ -53,13 +53,13 @@ def test_strict_keys(tmp_path: Path) -> None:
 
 
 def test_policies_and_recommended_budget(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt"))
-    pol = lm.policies(4)
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt"))
+    pol = ckpt.policies(4)
     assert set(pol) == {1} and len(pol[1]) == 4 and pol[1][0] == 0
-    raw = torch.load(lm.path, weights_only=True)  # type: ignore[arg-type]
+    raw = torch.load(ckpt.path, weights_only=True)  # type: ignore[arg-type]
     costs = [raw["policies"][str(K)]["expected_bits"] for K in checkpoint.DEFAULT_BUDGETS]
     assert all(a >= b - 1e-9 for a, b in zip(costs, costs[1:]))
-    assert lm.recommended_steps() in checkpoint.DEFAULT_BUDGETS
+    assert ckpt.recommended_steps() in checkpoint.DEFAULT_BUDGETS
 
 
 def test_export_strips_training_state(tmp_path: Path) -> None:

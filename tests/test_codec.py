@@ -43,46 +43,46 @@ def _edge_cases() -> dict[str, tuple[np.ndarray, str]]:
     }
 
 
-def _roundtrip(tmp_path: Path, lm, x: np.ndarray, subtype: str, steps: int = 3):  # type: ignore[no-untyped-def]
+def _roundtrip(tmp_path: Path, ckpt, x: np.ndarray, subtype: str, steps: int = 3):  # type: ignore[no-untyped-def]
     src = tmp_path / f"in_{subtype}.wav"
     sf.write(src, x.astype(np.int16).T, 16000, subtype=subtype)
     uad, out = tmp_path / "x.uad", tmp_path / "out.wav"
-    st = codec.compress_file(src, uad, lm, steps, block_frames=BLOCK, chunk=CHUNK)
-    codec.decompress_file(uad, out, lm)
+    st = codec.compress_file(src, uad, ckpt, steps, block_frames=BLOCK, chunk=CHUNK)
+    codec.decompress_file(uad, out, ckpt)
     return src, uad, out, st
 
 
 @pytest.mark.parametrize("case", list(_edge_cases()))
 def test_round_trip_is_bit_exact(tmp_path: Path, full_model: Path, case: str) -> None:
     x, subtype = _edge_cases()[case]
-    lm = load(full_model)
-    src, uad, out, st = _roundtrip(tmp_path, lm, x, subtype)
+    ckpt = load(full_model)
+    src, uad, out, st = _roundtrip(tmp_path, ckpt, x, subtype)
     a, b = sf.read(src, dtype="int32", always_2d=True)[0], sf.read(out, dtype="int32", always_2d=True)[0]
     assert np.array_equal(a, b)
     assert sf.info(str(out)).subtype == subtype and sf.info(str(out)).samplerate == 16000
-    codec.verify(src, uad, lm)
+    codec.verify(src, uad, ckpt)
 
 
 def test_cost_is_the_models_exact_policy_cost(tmp_path: Path, full_model: Path) -> None:
     """The ANS payload is within 1% of the model's exact code length, and that is what
     ``bpd --steps K`` reports for the same file: the same walk, the same orders."""
-    lm = load(full_model)
+    ckpt = load(full_model)
     x = speechlike(2600, channels=2)
-    _, _, _, st = _roundtrip(tmp_path, lm, x, "PCM_16", steps=4)
+    _, _, _, st = _roundtrip(tmp_path, ckpt, x, "PCM_16", steps=4)
     assert 0.99 < st.payload_bits / st.model_bits < 1.01
-    one_block = codec.compress_file(tmp_path / "in_PCM_16.wav", tmp_path / "one.uad", lm, 4, chunk=CHUNK)
-    bpd = bits_per_sample([x.astype(np.int64) + 32768], lm, steps=4, chunk=CHUNK)
+    one_block = codec.compress_file(tmp_path / "in_PCM_16.wav", tmp_path / "one.uad", ckpt, 4, chunk=CHUNK)
+    bpd = bits_per_sample([x.astype(np.int64) + 32768], ckpt, steps=4, chunk=CHUNK)
     assert bpd.bits_per_sample * bpd.samples == one_block.model_bits
 
 
 def test_zero_low_stages_are_not_coded(tmp_path: Path, full_model: Path) -> None:
-    lm = load(full_model)
+    ckpt = load(full_model)
     u8 = (speechlike(900).astype(np.int64) + 32768) & 0xFF00
     assert codec.coded_stages(u8, (8, 8)) == 1
     assert codec.coded_stages(u8 | 1, (8, 8)) == 2
     assert codec.coded_stages(u8, (4, 4, 4, 4)) == 2
-    _, _, _, st8 = _roundtrip(tmp_path, lm, u8 - 32768, "PCM_16")
-    _, _, _, st16 = _roundtrip(tmp_path, lm, speechlike(900), "PCM_16")
+    _, _, _, st8 = _roundtrip(tmp_path, ckpt, u8 - 32768, "PCM_16")
+    _, _, _, st16 = _roundtrip(tmp_path, ckpt, speechlike(900), "PCM_16")
     assert st8.payload_bits < 0.7 * st16.payload_bits
 
 
@@ -94,17 +94,17 @@ def test_a_model_of_only_the_low_bits_is_refused(tmp_path: Path, tiny_model: Pat
 
 
 def test_verify_catches_a_file_that_does_not_match(tmp_path: Path, full_model: Path) -> None:
-    lm = load(full_model)
+    ckpt = load(full_model)
     x = speechlike(2 * BLOCK)  # whole blocks, so a longer file matches block for block, then goes on
-    src, uad, _, _ = _roundtrip(tmp_path, lm, x, "PCM_16")
+    src, uad, _, _ = _roundtrip(tmp_path, ckpt, x, "PCM_16")
     other = tmp_path / "other.wav"
     sf.write(other, (x // 2).T, 16000, subtype="PCM_16")
     longer = tmp_path / "longer.wav"
     sf.write(longer, np.concatenate([x, speechlike(300)], axis=1).T, 16000, subtype="PCM_16")
-    codec.verify(src, uad, lm)
+    codec.verify(src, uad, ckpt)
     for wrong in (other, longer):
         with pytest.raises(UserError, match="--verify failed"):
-            codec.verify(wrong, uad, lm)
+            codec.verify(wrong, uad, ckpt)
 
 
 def test_header_round_trip() -> None:
@@ -116,45 +116,45 @@ def test_header_round_trip() -> None:
     assert back.pack() == h.pack() and back.env["threads"] == "3" and back.schedule == (8, 2, 2, 2, 2)
 
 
-def _bad(tmp_path: Path, lm, uad: Path, data: bytes, match: str) -> None:  # type: ignore[no-untyped-def]
+def _bad(tmp_path: Path, ckpt, uad: Path, data: bytes, match: str) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.uad"
     bad.write_bytes(data)
     with pytest.raises(UserError, match=match):
-        codec.decompress_file(bad, tmp_path / "bad.wav", lm)
+        codec.decompress_file(bad, tmp_path / "bad.wav", ckpt)
 
 
 def test_corrupted_truncated_and_foreign_files_are_refused(tmp_path: Path, full_model: Path) -> None:
-    lm = load(full_model)
-    src, uad, _, _ = _roundtrip(tmp_path, lm, speechlike(2500), "PCM_16")
+    ckpt = load(full_model)
+    src, uad, _, _ = _roundtrip(tmp_path, ckpt, speechlike(2500), "PCM_16")
     data = uad.read_bytes()
     hlen = 9 + struct.unpack("<I", data[5:9])[0] + 4
-    _bad(tmp_path, lm, uad, src.read_bytes(), "not an upscale-audio")
-    _bad(tmp_path, lm, uad, data[:20], "truncated")
-    _bad(tmp_path, lm, uad, data[:-9], "truncated")
-    _bad(tmp_path, lm, uad, data + b"x", "1 unexpected byte")
-    _bad(tmp_path, lm, uad, data + b"xy", "2 unexpected byte")
+    _bad(tmp_path, ckpt, uad, src.read_bytes(), "not an upscale-audio")
+    _bad(tmp_path, ckpt, uad, data[:20], "truncated")
+    _bad(tmp_path, ckpt, uad, data[:-9], "truncated")
+    _bad(tmp_path, ckpt, uad, data + b"x", "1 unexpected byte")
+    _bad(tmp_path, ckpt, uad, data + b"xy", "2 unexpected byte")
     flipped = bytearray(data)
     flipped[20] ^= 0x40
-    _bad(tmp_path, lm, uad, bytes(flipped), "header is corrupted")
+    _bad(tmp_path, ckpt, uad, bytes(flipped), "header is corrupted")
     flipped = bytearray(data)
     flipped[hlen + 13 + 8] ^= 0x10  # a payload word of the first block
-    _bad(tmp_path, lm, uad, bytes(flipped), "CRC|corrupted")
+    _bad(tmp_path, ckpt, uad, bytes(flipped), "CRC|corrupted")
     v2 = bytearray(data)
     v2[4] = 99
-    _bad(tmp_path, lm, uad, bytes(v2), "version 99")
+    _bad(tmp_path, ckpt, uad, bytes(v2), "version 99")
     other = load(save_tiny_model(tmp_path / "other.pt", known_bits=0))
     with pytest.raises(UserError, match="another model"):
         codec.decompress_file(uad, tmp_path / "o.wav", other)
 
 
 def test_another_environment_is_refused_by_name(tmp_path: Path, full_model: Path) -> None:
-    lm = load(full_model)
-    _, uad, _, _ = _roundtrip(tmp_path, lm, speechlike(500), "PCM_16")
+    ckpt = load(full_model)
+    _, uad, _, _ = _roundtrip(tmp_path, ckpt, speechlike(500), "PCM_16")
     data = uad.read_bytes()
     (n,) = struct.unpack("<I", data[5:9])
     body = data[9 : 9 + n].replace(b"torch=" + torch.__version__.encode(), b"torch=0.0.0" + b" " * 0)
     forged = data[:5] + struct.pack("<I", len(body)) + body + struct.pack("<I", zlib.crc32(body)) + data[9 + n + 4 :]
-    _bad(tmp_path, lm, uad, forged, "another environment: torch 0.0.0")
+    _bad(tmp_path, ckpt, uad, forged, "another environment: torch 0.0.0")
 
 
 def test_cli_round_trip_across_processes_and_refusals(tmp_path: Path, full_model: Path) -> None:

@@ -20,16 +20,16 @@ CUDA = torch.device("cuda")
 
 
 def test_cuda_logits_match_cpu_under_bf16(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", channels=32, blocks=6))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", channels=32, blocks=6))
     u = torch.from_numpy(speechlike(4000, channels=2).astype(np.int64) + 32768)
-    maps = lm.maps
+    maps = ckpt.maps
     stage = torch.tensor([1, 1])
     past, future, target = maps.split(u, stage)
     rev = (torch.rand(2, 4000) < 0.3)
     v = torch.where(rev, future, past)
     tf = torch.tensor([0.6, 0.6])
-    cpu = lm.model(v, rev.float(), stage, tf)
-    m = lm.model.to(CUDA)
+    cpu = ckpt.model(v, rev.float(), stage, tf)
+    m = ckpt.model.to(CUDA)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         gpu = m(v.to(CUDA), rev.float().to(CUDA), stage.to(CUDA), tf.to(CUDA)).float().cpu()
     p_cpu, p_gpu = torch.softmax(cpu, -1), torch.softmax(gpu, -1)
@@ -37,13 +37,13 @@ def test_cuda_logits_match_cpu_under_bf16(tmp_path: Path) -> None:
 
 
 def test_enhance_on_cuda_keeps_known_bits_and_matches_chunking(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", (8, 8), 0))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", (8, 8), 0))
     u = speechlike(3000, channels=2).astype(np.int64) + 32768
-    a = enhance_array(u, 8, lm, steps=4, seed=1, device=CUDA, chunk=700)
-    b = enhance_array(u, 8, lm, steps=4, seed=1, device=CUDA, chunk=3000)
+    a = enhance_array(u, 8, ckpt, steps=4, seed=1, device=CUDA, chunk=700)
+    b = enhance_array(u, 8, ckpt, steps=4, seed=1, device=CUDA, chunk=3000)
     np.testing.assert_array_equal(bits.keep_top_bits(a.u, 8), bits.keep_top_bits(u, 8))
     assert (a.u != b.u).mean() < 0.01  # bf16 differences between batch shapes may flip rare draws
-    r = bits_per_sample([u], lm, given_bits=8, passes=2, device=CUDA)
+    r = bits_per_sample([u], ckpt, given_bits=8, passes=2, device=CUDA)
     assert 0 < r.bits_per_sample < 9
 
 

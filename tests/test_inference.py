@@ -14,9 +14,9 @@ from upscale_audio.scoring import bits_per_sample
 
 
 def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:
-    lm = checkpoint.load(tiny_model)
+    ckpt = checkpoint.load(tiny_model)
     u = torch.from_numpy(speechlike(1000, channels=2).astype(np.int64) + 32768)
-    maps = lm.maps
+    maps = ckpt.maps
     stage = torch.tensor([1, 1])
     key = torch.rand(2, 1000)
     revealed = key < 0.4
@@ -25,21 +25,21 @@ def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:
     lo, hi = maps.allowed_range(u, stage, 8)
     iv = ardm.top_bits_interval(u, 8)
     tf = torch.tensor([0.7, 0.7])
-    whole = ardm.ce_fn_of(lm.model)(value, revealed.float(), stage, tf, lo, hi, target, *iv)
+    whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, lo, hi, target, *iv)
     for chunk in (7, 64, 333, 5000):
-        runner = ChunkedRunner(lm.model, torch.device("cpu"), chunk=chunk, max_batch=3)
+        runner = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk=chunk, max_batch=3)
         part = runner.ce_fn()(value, revealed.float(), stage, tf, lo, hi, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", ["sample", "mean"])
 def test_same_seed_same_output_whatever_the_chunk_size(tiny_model: Path, mode: str) -> None:
-    lm = checkpoint.load(tiny_model)
+    ckpt = checkpoint.load(tiny_model)
     u = speechlike(700, channels=2).astype(np.int64) + 32768
-    outs = [enhance_array(u, 8, lm, mode=mode, steps=4, seed=3, chunk=c).u for c in (50, 123, 700, 10_000)]
+    outs = [enhance_array(u, 8, ckpt, mode=mode, steps=4, seed=3, chunk=c).u for c in (50, 123, 700, 10_000)]
     for o in outs[1:]:
         np.testing.assert_array_equal(o, outs[0])
-    other_seed = enhance_array(u, 8, lm, mode=mode, steps=4, seed=4).u
+    other_seed = enhance_array(u, 8, ckpt, mode=mode, steps=4, seed=4).u
     if mode == "mean":  # the posterior mean draws nothing: the seed cannot matter
         np.testing.assert_array_equal(other_seed, outs[0])
     else:
@@ -48,60 +48,60 @@ def test_same_seed_same_output_whatever_the_chunk_size(tiny_model: Path, mode: s
 
 @pytest.mark.parametrize("schedule,model_known", [((8, 8), 0), ((2,) * 8, 0), ((8, 2, 2, 2, 2), 0), ((4,) * 4, 0)])
 def test_known_bits_never_change_for_every_depth(tmp_path: Path, schedule, model_known) -> None:  # type: ignore[no-untyped-def]
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", schedule, model_known))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", schedule, model_known))
     rng = np.random.default_rng(0)
     for known in range(1, 16):
         channels = 1 + known % 2
         u = rng.integers(0, 65536, (channels, 60))
         for mode in ("sample", "mean"):
-            res = enhance_array(u, known, lm, mode=mode, steps=2, seed=known, chunk=25)
+            res = enhance_array(u, known, ckpt, mode=mode, steps=2, seed=known, chunk=25)
             np.testing.assert_array_equal(bits.keep_top_bits(res.u, known), bits.keep_top_bits(u, known))
             assert res.u.min() >= 0 and res.u.max() <= 65535
-            stages = len(lm.maps.modelled_stages(known))
+            stages = len(ckpt.maps.modelled_stages(known))
             assert res.calls == (1 if mode == "mean" else stages * 2)
 
 
 def test_network_calls_equal_stages_times_budget(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", (2,) * 8, 0))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", (2,) * 8, 0))
     u = np.random.default_rng(1).integers(0, 65536, (1, 300))
     for K in (1, 3, 16):
-        assert enhance_array(u, 8, lm, steps=K).calls == 4 * K
-    assert enhance_array(u[:, :20], 14, lm, steps="full").calls == 20  # one stage, one position per call
+        assert enhance_array(u, 8, ckpt, steps=K).calls == 4 * K
+    assert enhance_array(u[:, :20], 14, ckpt, steps="full").calls == 20  # one stage, one position per call
 
 
 def test_full_steps_reveal_one_position_per_call(tiny_model: Path) -> None:
-    lm = checkpoint.load(tiny_model)
+    ckpt = checkpoint.load(tiny_model)
     u = speechlike(40).astype(np.int64) + 32768
-    res = enhance_array(u, 8, lm, steps="full", seed=1, chunk=15)
+    res = enhance_array(u, 8, ckpt, steps="full", seed=1, chunk=15)
     np.testing.assert_array_equal(res.u >> 8, u >> 8)
     assert res.calls == 40
 
 
 def test_posterior_mean_of_uniform_model_is_bin_centre(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", perturb=False))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", perturb=False))
     u = speechlike(100).astype(np.int64) + 32768
-    res = enhance_array(u, 8, lm, mode="mean")
+    res = enhance_array(u, 8, ckpt, mode="mean")
     np.testing.assert_array_equal(res.u, ((u >> 8) << 8) + 128)  # E = 127.5 rounds half up
 
 
 def test_bpd_full_and_policy_on_uniform_model(tmp_path: Path) -> None:
-    lm = checkpoint.load(save_tiny_model(tmp_path / "m.pt", perturb=False))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", perturb=False))
     items = [speechlike(300, channels=2).astype(np.int64) + 32768, speechlike(77, seed=2).astype(np.int64) + 32768]
-    r = bits_per_sample(items, lm, passes=3)
+    r = bits_per_sample(items, ckpt, passes=3)
     assert r.bits_per_sample == pytest.approx(8.0, abs=1e-4) and r.stderr == pytest.approx(0, abs=1e-6)
     assert r.samples == 677 and r.files == 2
-    r = bits_per_sample(items, lm, steps=4)
+    r = bits_per_sample(items, ckpt, steps=4)
     assert r.bits_per_sample == pytest.approx(8.0, abs=1e-4)
-    r = bits_per_sample(items, lm, given_bits=12, passes=2)
+    r = bits_per_sample(items, ckpt, given_bits=12, passes=2)
     assert r.bits_per_sample == pytest.approx(4.0, abs=1e-4)
     with pytest.raises(ValueError, match="given-bits"):
-        bits_per_sample(items, lm, given_bits=4)
+        bits_per_sample(items, ckpt, given_bits=4)
 
 
 def test_policy_cost_falls_with_budget_and_stays_above_elbo(tiny_model: Path) -> None:
-    lm = checkpoint.load(tiny_model)
+    ckpt = checkpoint.load(tiny_model)
     items = [speechlike(2000).astype(np.int64) + 32768]
-    full = bits_per_sample(items, lm, passes=8)
-    costs = [bits_per_sample(items, lm, steps=K).bits_per_sample for K in (1, 4, 16)]
+    full = bits_per_sample(items, ckpt, passes=8)
+    costs = [bits_per_sample(items, ckpt, steps=K).bits_per_sample for K in (1, 4, 16)]
     assert costs[0] >= costs[1] - 0.02 >= costs[2] - 0.04
     assert costs[2] > full.bits_per_sample - 4 * full.stderr - 0.05

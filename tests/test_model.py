@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from upscale_audio.checkpoint import build_model
+from upscale_audio.model import build_model
 
 
 def _inputs(B: int, T: int, stage: int = 1):  # type: ignore[no-untyped-def]

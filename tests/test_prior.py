@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import speechlike, tiny_config
 from upscale_audio import ardm, intervals, prior
-from upscale_audio.checkpoint import build_model
+from upscale_audio.model import build_model
 
 
 def _known(u: np.ndarray, frac: float, depth: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -113,11 +113,11 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     from upscale_audio.enhance import enhance_intervals
     from upscale_audio.runner import ChunkedRunner
 
-    lm = checkpoint.load(save_tiny_model(tmp_path / "p.pt", (8, 8), 0, prior="lmmse", prior_half=24, prior_taps=2))
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "p.pt", (8, 8), 0, prior="lmmse", prior_half=24, prior_taps=2))
     x = speechlike(700, channels=2, seed=2).astype(np.int64) + 32768
     lo, hi = intervals.g711(intervals.g711_encode(x, "ulaw"), "ulaw")
     for mode in ("sample", "mean"):
-        outs = [enhance_intervals(lo, hi, lm, mode=mode, steps=3, seed=1, chunk=c).u for c in (37, 200, 5000)]
+        outs = [enhance_intervals(lo, hi, ckpt, mode=mode, steps=3, seed=1, chunk=c).u for c in (37, 200, 5000)]
         for o in outs[1:]:
             np.testing.assert_array_equal(o, outs[0])
         assert intervals.check_inside(outs[0], lo, hi)
@@ -125,13 +125,13 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     u = torch.from_numpy(x)
     stage = torch.tensor([1, 1])
     revealed = torch.rand(2, 700) < 0.3
-    past, future, target = lm.maps.split(u, stage)
+    past, future, target = ckpt.maps.split(u, stage)
     value = torch.where(revealed, future, past)
     iv = tuple(torch.from_numpy(b) for b in intervals.g711_of_u(x, "ulaw"))  # scoring bins hold x
-    dlo, dhi = lm.maps.allowed_digits(u, iv[0], iv[1], stage)
+    dlo, dhi = ckpt.maps.allowed_digits(u, iv[0], iv[1], stage)
     tf = torch.tensor([0.6, 0.6])
-    whole = ardm.ce_fn_of(lm.model)(value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
+    whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
     for chunk in (50, 333):
-        part = ChunkedRunner(lm.model, torch.device("cpu"), chunk=chunk).ce_fn()(
+        part = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk=chunk).ce_fn()(
             value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)

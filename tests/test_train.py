@@ -35,9 +35,9 @@ def test_train_learns_writes_checkpoints_and_resumes(data: Path, tmp_path: Path)
     cfg = load_config(TINY, ["train.max_steps=80", "train.lr=1e-2", "train.val_every=40"])
     rec = train(cfg, [data], run, [data], quiet=True)
     assert rec["step"] == 80 and rec["val_bpd"] < 7.9  # learnt something below uniform (8 bits)
-    lm = checkpoint.load(run / "latest.pt")
-    assert lm.meta["steps"] == 80 and lm.meta["files"] == 3 and lm.config.data.sample_rates == (16000,)
-    assert lm.tracker.counts.sum() == 80 * 4
+    ckpt = checkpoint.load(run / "latest.pt")
+    assert ckpt.meta["steps"] == 80 and ckpt.meta["files"] == 3 and ckpt.config.data.sample_rates == (16000,)
+    assert ckpt.tracker.counts.sum() == 80 * 4
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert log[-1]["final"] and log[0]["step"] == 5
     with pytest.raises(UserError, match="already finished"):
@@ -51,9 +51,9 @@ def test_train_learns_writes_checkpoints_and_resumes(data: Path, tmp_path: Path)
 
 def test_max_steps_zero_writes_the_untrained_model(data: Path, tmp_path: Path) -> None:
     train(load_config(TINY, ["train.max_steps=0"]), [data], tmp_path / "r0", quiet=True)
-    lm = checkpoint.load(tmp_path / "r0" / "latest.pt")
-    assert lm.meta["steps"] == 0
-    assert all((p == 0).all() for p in (lm.model.out.weight, lm.model.out.bias))
+    ckpt = checkpoint.load(tmp_path / "r0" / "latest.pt")
+    assert ckpt.meta["steps"] == 0
+    assert all((p == 0).all() for p in (ckpt.model.out.weight, ckpt.model.out.bias))
 
 
 def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(data: Path, tmp_path: Path) -> None:
@@ -87,5 +87,5 @@ def test_torchrun_ddp_on_cpu_with_gloo(data: Path, tmp_path: Path) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    lm = checkpoint.load(run / "latest.pt")
-    assert lm.meta["steps"] == 6 and lm.meta["world_size"] == 2
+    ckpt = checkpoint.load(run / "latest.pt")
+    assert ckpt.meta["steps"] == 6 and ckpt.meta["world_size"] == 2

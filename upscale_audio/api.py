@@ -99,11 +99,11 @@ def compress(samples: np.ndarray, rate: int, *, steps: int | None = None, model:
     from . import codec
 
     x = _as_2d(samples)
-    lm = _model(None if model is None else str(model))
+    ckpt = _model(None if model is None else str(model))
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.wav", Path(d) / "out.uad"
         audio.write(src, x, int(rate))
-        codec.compress_file(src, dst, lm, steps or lm.recommended_steps())
+        codec.compress_file(src, dst, ckpt, steps or ckpt.recommended_steps())
         return dst.read_bytes()
 
 
@@ -111,12 +111,12 @@ def decompress(data: bytes, *, model: str | Path | None = None) -> tuple[np.ndar
     """The inverse of :func:`compress`: (int16 [C, T], rate)."""
     from . import codec
 
-    lm = _model(None if model is None else str(model))
+    ckpt = _model(None if model is None else str(model))
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "in.uad"
         src.write_bytes(data)
         parts, rate = [], 0
-        for h, pcm in codec.iter_decode(src, lm):
+        for h, pcm in codec.iter_decode(src, ckpt):
             parts.append(pcm)
             rate = h.rate
         return np.concatenate(parts, axis=1).astype(np.int16), rate

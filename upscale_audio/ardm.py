@@ -220,46 +220,6 @@ def training_elbo(
     }
 
 
-class StepLossTracker:
-    """EMA of the per-step loss L_t per stage, over ``bins`` equal bins of t / D (bits per position).
-
-    Feeds the budget DP. Bins never seen fall back to the stage's mean of seen bins, then to the
-    stage width (the loss of a uniform model).
-    """
-
-    def __init__(self, schedule: Sequence[int], bins: int, momentum: float):
-        self.schedule = tuple(schedule)
-        self.momentum = momentum
-        self.values = torch.zeros(len(self.schedule), bins, dtype=torch.float64)
-        self.counts = torch.zeros(len(self.schedule), bins, dtype=torch.long)
-
-    def update(self, stage: torch.Tensor, t_over_d: torch.Tensor, step_loss: torch.Tensor) -> None:
-        bins = self.values.shape[1]
-        idx = (t_over_d.cpu() * bins).long().clamp(0, bins - 1)
-        for s, b, v in zip(stage.cpu().tolist(), idx.tolist(), step_loss.cpu().double().tolist()):
-            if self.counts[s, b] == 0:
-                self.values[s, b] = v
-            else:
-                self.values[s, b] = self.momentum * self.values[s, b] + (1 - self.momentum) * v
-            self.counts[s, b] += 1
-
-    def losses(self, stage: int) -> np.ndarray:
-        """Per-bin step losses [bins] of one stage, gaps filled."""
-        v = self.values[stage].numpy().copy()
-        seen = self.counts[stage].numpy() > 0
-        if not seen.any():
-            return np.full(len(v), float(self.schedule[stage]))
-        v[~seen] = v[seen].mean()
-        return v
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"values": self.values.clone(), "counts": self.counts.clone()}
-
-    def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
-        self.values = d["values"].clone().double()
-        self.counts = d["counts"].clone().long()
-
-
 # ---------------------------------------------------------------------------------- evaluation
 def ce_fn_of(net: NetFn) -> CeFn:
     """CE function of a plain network function (whole sequences at once)."""

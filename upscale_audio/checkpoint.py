@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from . import __version__, policy
-from .ardm import StageMaps, StepLossTracker
+from .ardm import StageMaps
 from .config import RunConfig
 from .errors import UserError
 from .files import replacing
-from .model import UpscaleWaveNet
+from .model import UpscaleWaveNet, build_model
+from .policy import StepLossTracker
 
 FORMAT = "upscale_audio.checkpoint"
 FORMAT_VERSION = 1
@@ -56,11 +57,6 @@ class LoadedModel:
 
     def recommended_steps(self) -> int:
         return int(self.meta.get("recommended_steps", 16))
-
-
-def build_model(cfg: RunConfig) -> UpscaleWaveNet:
-    maps = StageMaps(cfg.ardm.schedule)
-    return UpscaleWaveNet(cfg.model, maps.schedule, tuple(maps.modelled_stages(cfg.ardm.known_bits)))
 
 
 def atomic_save(obj: dict[str, Any], path: Path) -> None:

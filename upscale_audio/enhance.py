@@ -49,19 +49,19 @@ class EnhanceResult:
 def enhance_array(
     u: np.ndarray,
     known_bits: int,
-    lm: LoadedModel,
+    ckpt: LoadedModel,
     **kw: Any,
 ) -> EnhanceResult:
     """Restore the bits below ``known_bits`` of u int [C, T] (offset binary) with the ARDM; see
     :func:`enhance_intervals` for the options."""
     lo, hi = intervals.linear(u, known_bits)
-    return enhance_intervals(lo, hi, lm, **kw)
+    return enhance_intervals(lo, hi, ckpt, **kw)
 
 
 def enhance_intervals(
     iv_lo: np.ndarray,
     iv_hi: np.ndarray,
-    lm: LoadedModel,
+    ckpt: LoadedModel,
     *,
     mode: str = "sample",
     steps: int | str | None = None,
@@ -78,28 +78,28 @@ def enhance_intervals(
     ``steps``: network calls per stage (int), "full" (one position per call) or None (the
     checkpoint's recommended budget). Channels are folded into the batch.
     """
-    stages = open_stages(lm, iv_lo, iv_hi)
+    stages = open_stages(ckpt, iv_lo, iv_hi)
     device = device or torch.device("cpu")
-    runner = ChunkedRunner(lm.model, device, chunk or default_chunk(rate, device))
+    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(rate, device))
     if steps == "full":
         policies = None
     else:
-        policies = lm.policies(int(steps) if steps is not None else lm.recommended_steps(), naive)
+        policies = ckpt.policies(int(steps) if steps is not None else ckpt.recommended_steps(), naive)
     keys = row_keys((key if key is not None else bits.mix_key(seed),), np.shape(iv_lo)[0])
     t0 = time.perf_counter()
     out, calls = generate(runner, np.asarray(iv_lo, dtype=np.int64), np.asarray(iv_hi, dtype=np.int64),
-                          lm.config.ardm.schedule, stages, policies, keys, mode, progress)
+                          ckpt.config.ardm.schedule, stages, policies, keys, mode, progress)
     n = calls if mode == "mean" else len(stages)
     return EnhanceResult(out, calls, n, time.perf_counter() - t0)
 
 
-def open_stages(lm: LoadedModel, iv_lo: np.ndarray, iv_hi: np.ndarray) -> list[int]:
+def open_stages(ckpt: LoadedModel, iv_lo: np.ndarray, iv_hi: np.ndarray) -> list[int]:
     """The stages the intervals leave open; ValueError if the model does not cover one of them."""
     lo = torch.from_numpy(np.asarray(iv_lo, dtype=np.int64))
     hi = torch.from_numpy(np.asarray(iv_hi, dtype=np.int64))
-    stages = lm.maps.open_stages(lo, hi, range(lm.maps.S))
-    if any(s not in lm.model.stages for s in stages):
-        raise ValueError(f"the model covers only the bits below the top {lm.known_bits}; this input leaves "
+    stages = ckpt.maps.open_stages(lo, hi, range(ckpt.maps.S))
+    if any(s not in ckpt.model.stages for s in stages):
+        raise ValueError(f"the model covers only the bits below the top {ckpt.known_bits}; this input leaves "
                          "higher bits open")
     return stages
 

@@ -38,7 +38,7 @@ class RestoreOptions:
 Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
 
 
-def restore_file(src: Path, dst: Path, opts: RestoreOptions, lm: LoadedModel | None, device: torch.device | None,
+def restore_file(src: Path, dst: Path, opts: RestoreOptions, ckpt: LoadedModel | None, device: torch.device | None,
                  bar: Bar, warn: Callable[[str], None]) -> str:
     """Restore one file into ``dst`` (written atomically); returns a one-line summary. Raises
     UserError for an input there is nothing to do with or a model that cannot restore it."""
@@ -55,19 +55,19 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, lm: LoadedModel | N
                         "as known")
     lo, hi = known.intervals(a)
     if opts.method == "ardm":
-        assert lm is not None
-        rates = lm.config.data.sample_rates
+        assert ckpt is not None
+        rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
             warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
                  "output may be worse (no resampling is done)")
         chunk = max(1, int(opts.chunk_seconds * a.rate)) if opts.chunk_seconds else None
-        per_stage = a.frames if opts.steps == "full" else int(opts.steps or lm.recommended_steps())
+        per_stage = a.frames if opts.steps == "full" else int(opts.steps or ckpt.recommended_steps())
         from .enhance import enhance_intervals, file_key, open_stages
 
         try:
-            n_stages = len(open_stages(lm, lo, hi))
+            n_stages = len(open_stages(ckpt, lo, hi))
             with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
-                res = enhance_intervals(lo, hi, lm, mode=opts.mode, steps=opts.steps, naive=opts.naive,
+                res = enhance_intervals(lo, hi, ckpt, mode=opts.mode, steps=opts.steps, naive=opts.naive,
                                         key=file_key(opts.seed, src), device=device, chunk=chunk, rate=a.rate,
                                         progress=b.update)
         except ValueError as e:

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bits import check_schedule, stage_lows
-from .config import ModelConfig
+from .config import ModelConfig, RunConfig
+from .features import CLIP, predictor_features
 from .prior import digit_log_probs
 from .prior import lmmse as prior_lmmse
 
-CLIP = 8.0
 OUTPUT_SCALE = 0.1  # the prior model's output layer acts at a tenth of the backbone's step size
 CORRECTION = 4.0  # the network moves the prior by at most this many scales, and its log-scale by this much
 
@@ -170,7 +170,8 @@ class UpscaleWaveNet(nn.Module):
         onehot = F.one_hot(stage, self.n_stages).float()[:, :, None].expand(-1, -1, x_hat.shape[1])
         feats = [x_hat / 32768.0 - 1.0]
         if self.cfg.features == "predict":
-            feats += self._predictor_features(x_hat, value, revealed, stage)
+            feats += predictor_features(x_hat, value, revealed, self.lows[stage][:, None], self.widths[stage][:, None],
+                                        self.cfg.smooth_width)
         if self.cfg.features == "scaled":
             low = self.lows[stage][:, None]
             width = self.widths[stage][:, None]
@@ -189,41 +190,6 @@ class UpscaleWaveNet(nn.Module):
                 revealed * (2.0 * within / scale - 1.0),
             ]
         return torch.cat([torch.stack(feats, 1), revealed[:, None], onehot], 1)
-
-    def _predictor_features(
-        self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """Local predictions of each sample from its neighbours, as (prediction - x_hat) / range.
-
-        Where a prediction falls inside the bin is what the low bits depend on: a good predictor
-        puts it within a few bins, so the offsets are clipped to +-8 bins of the stage's range::
-
-            interp  (x[n-1] + x[n+1]) / 2          cubic  (-x[n-2] + 9 x[n-1] + 9 x[n+1] - x[n+2]) / 16
-            left    2 x[n-1] - x[n-2]              right  2 x[n+1] - x[n+2]
-            smooth  moving average over smooth_width samples
-        """
-        low = self.lows[stage][:, None]
-        width = self.widths[stage][:, None]
-        scale = torch.pow(2.0, (low + width).float())
-        k = max(self.cfg.smooth_width // 2, 2)
-        p = F.pad(x_hat[:, None], (k, k), mode="replicate")[:, 0]
-        T = x_hat.shape[1]
-
-        def at(o: int) -> torch.Tensor:  # x[n + o]
-            return p[:, k + o : k + o + T]
-
-        smooth = F.avg_pool1d(p[:, None, k - self.cfg.smooth_width // 2 : p.shape[1] - k + self.cfg.smooth_width // 2],
-                              self.cfg.smooth_width, stride=1)[:, 0]
-        preds = [
-            (at(-1) + at(1)) / 2,
-            (-at(-2) + 9 * at(-1) + 9 * at(1) - at(2)) / 16,
-            2 * at(-1) - at(-2),
-            2 * at(1) - at(2),
-            smooth,
-        ]
-        within = torch.remainder(value.float(), scale) + torch.pow(2.0, low.float()) / 2
-        out = [((q - x_hat) / scale).clamp(-CLIP, CLIP) for q in preds]
-        return out + [revealed * (2.0 * within / scale - 1.0), torch.log2(scale).expand_as(x_hat) / 16]
 
     def step_embedding(self, t_frac: torch.Tensor) -> torch.Tensor:
         """Sinusoidal embedding of the global step fraction t_frac [B] in [0, 1) -> [B, 4C]."""
@@ -320,3 +286,11 @@ class UpscaleWaveNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def build_model(cfg: RunConfig) -> UpscaleWaveNet:
+    """The backbone a run config describes (the stages its known bits leave open)."""
+    from .ardm import StageMaps
+
+    maps = StageMaps(cfg.ardm.schedule)
+    return UpscaleWaveNet(cfg.model, maps.schedule, tuple(maps.modelled_stages(cfg.ardm.known_bits)))

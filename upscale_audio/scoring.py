@@ -46,7 +46,7 @@ class BpdResult:
 
 def bits_per_sample(
     items: list[np.ndarray],
-    lm: LoadedModel,
+    ckpt: LoadedModel,
     *,
     given_bits: int | None = None,
     given_law: str | None = None,
@@ -64,19 +64,19 @@ def bits_per_sample(
     fixed order drawn from ``seed`` (deterministic, stderr 0). ``given_law`` (ulaw/alaw): score what
     G.711 coding of each sample leaves open instead of the bits below ``given_bits``.
     """
-    gb = lm.known_bits if given_bits is None else given_bits
-    if gb < lm.known_bits:
-        raise ValueError(f"the model covers only the bits below {lm.known_bits}; use --given-bits {lm.known_bits} "
+    gb = ckpt.known_bits if given_bits is None else given_bits
+    if gb < ckpt.known_bits:
+        raise ValueError(f"the model covers only the bits below {ckpt.known_bits}; use --given-bits {ckpt.known_bits} "
                          "or more")
 
     def known(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         lo, hi = intervals.g711_of_u(x, given_law) if given_law else intervals.linear(x, gb)
-        return torch.from_numpy(lo), torch.from_numpy(hi), open_stages(lm, lo, hi)
+        return torch.from_numpy(lo), torch.from_numpy(hi), open_stages(ckpt, lo, hi)
 
     device = device or torch.device("cpu")
-    runner = ChunkedRunner(lm.model, device, chunk or default_chunk(16000, device))
+    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(16000, device))
     ce_fn = runner.ce_fn()
-    maps = lm.maps
+    maps = ckpt.maps
     total_samples = sum(int(np.asarray(x).size) for x in items)
     g = torch.Generator().manual_seed(seed)
     if steps == "full":
@@ -91,21 +91,21 @@ def bits_per_sample(
         arr = np.array(per_pass)
         se = float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan")
         return BpdResult(float(arr.mean()), se, total_samples, len(items), passes, "full", gb)
-    return BpdResult(policy_bits(items, lm, known, int(steps), naive, seed, runner) / total_samples, 0.0,
+    return BpdResult(policy_bits(items, ckpt, known, int(steps), naive, seed, runner) / total_samples, 0.0,
                      total_samples, len(items), 1, str(steps), gb)
 
 
-def policy_bits(items: list[np.ndarray], lm: LoadedModel,
+def policy_bits(items: list[np.ndarray], ckpt: LoadedModel,
                 known: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, list[int]]],
                 steps: int, naive: bool, seed: int, runner: ChunkedRunner) -> float:
     """Exact code length in bits of ``items`` (u int [C, T] each) under the K-call policy, as stored
     in a .uad header, and the codec's orders: the walk the codec's encoder runs, without the coder."""
-    pol = {s: policy.dequantise(policy.quantise(p)) for s, p in lm.policies(steps, naive).items()}
+    pol = {s: policy.dequantise(policy.quantise(p)) for s, p in ckpt.policies(steps, naive).items()}
     total = 0.0
     for x in items:
         u = np.array(x, dtype=np.int64)
         lo, hi, stages = known(u)
-        walk = Walk(runner, lm.config.ardm.schedule, Orders(row_keys((seed,), u.shape[0])), (lo.numpy(), hi.numpy()))
+        walk = Walk(runner, ckpt.config.ardm.schedule, Orders(row_keys((seed,), u.shape[0])), (lo.numpy(), hi.numpy()))
 
         def score(call: Call, u: np.ndarray = u, walk: Walk = walk) -> None:
             nonlocal total

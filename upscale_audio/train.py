@@ -21,11 +21,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from . import ardm
-from .checkpoint import atomic_save, build_model, make_checkpoint, read_raw
+from . import ardm, policy
+from .checkpoint import atomic_save, make_checkpoint, read_raw
 from .config import RunConfig, to_toml
 from .data import Corpus, load_corpus
 from .errors import UserError
+from .model import build_model
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -132,7 +133,7 @@ def train(
         p.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     maps = ardm.StageMaps(cfg.ardm.schedule)
-    tracker = ardm.StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
+    tracker = policy.StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
     step, elapsed_before = 0, 0.0
     if start is not None:
         model.load_state_dict(start["model"])

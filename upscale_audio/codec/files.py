@@ -39,13 +39,13 @@ from .format import (
 Progress = Callable[[int], None]
 
 
-def quantised_policy(lm: LoadedModel, steps: int) -> list[np.ndarray]:
+def quantised_policy(ckpt: LoadedModel, steps: int) -> list[np.ndarray]:
     """The model's DP policy for K = ``steps`` calls per stage, as stored: int64 multiples of
     1 / POLICY_SCALE per stage."""
-    if lm.known_bits != 0:
-        raise UserError(f"the codec needs a model of all 16 bits; this one assumes {lm.known_bits} known bits")
-    pol = lm.policies(steps)
-    return [policy.quantise(pol[s]) for s in range(len(lm.config.ardm.schedule))]
+    if ckpt.known_bits != 0:
+        raise UserError(f"the codec needs a model of all 16 bits; this one assumes {ckpt.known_bits} known bits")
+    pol = ckpt.policies(steps)
+    return [policy.quantise(pol[s]) for s in range(len(ckpt.config.ardm.schedule))]
 
 
 @dataclass
@@ -76,7 +76,7 @@ def calls_per_file(frames: int, block_frames: int, schedule: tuple[int, ...], st
     return math.ceil(frames / block_frames) * len(schedule) * steps
 
 
-def compress_file(src: Path, dst: str | Path, lm: LoadedModel, steps: int, *, seed: int = 0,
+def compress_file(src: Path, dst: str | Path, ckpt: LoadedModel, steps: int, *, seed: int = 0,
                   block_frames: int = DEFAULT_BLOCK_FRAMES, chunk: int = DEFAULT_CHUNK,
                   threads: int | None = None, progress: Progress | None = None) -> CodecStats:
     """Code the audio file ``src`` into ``dst`` (which is written, never renamed: callers do that)."""
@@ -84,9 +84,9 @@ def compress_file(src: Path, dst: str | Path, lm: LoadedModel, steps: int, *, se
     subtype = SUBTYPE_ALIASES.get(info.subtype, info.subtype)
     subtype = subtype if subtype in SUBTYPES else "PCM_16"
     threads = threads or torch.get_num_threads()
-    header = Header(weights_hash(lm), info.rate, info.channels, info.frames, subtype, seed & (2**64 - 1), chunk,
-                    block_frames, tuple(lm.config.ardm.schedule), quantised_policy(lm, steps), environment(threads))
-    runner = ChunkedRunner(lm.model, torch.device("cpu"), chunk, max_batch=1)
+    header = Header(weights_hash(ckpt), info.rate, info.channels, info.frames, subtype, seed & (2**64 - 1), chunk,
+                    block_frames, tuple(ckpt.config.ardm.schedule), quantised_policy(ckpt, steps), environment(threads))
+    runner = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk, max_batch=1)
     t0, payload, cost, frame0 = time.perf_counter(), 0, 0.0, 0
     with deterministic(threads), open(dst, "wb") as f:
         f.write(header.pack())
@@ -103,15 +103,15 @@ def compress_file(src: Path, dst: str | Path, lm: LoadedModel, steps: int, *, se
     return CodecStats(info.frames, info.channels, info.rate, size, payload, cost, time.perf_counter() - t0)
 
 
-def open_uad(path: Path, lm: LoadedModel) -> tuple[BinaryIO, Header]:
+def open_uad(path: Path, ckpt: LoadedModel) -> tuple[BinaryIO, Header]:
     """Open a .uad file and check that this model and environment can decode it."""
     f = open(path, "rb")
     try:
         h = Header.read(f, str(path))
-        if h.model_hash != weights_hash(lm):
+        if h.model_hash != weights_hash(ckpt):
             raise UserError(f"{path}: coded with another model (weights {h.model_hash.hex()[:12]}, this one "
-                            f"{weights_hash(lm).hex()[:12]}); pass the same --model")
-        if tuple(h.schedule) != tuple(lm.config.ardm.schedule):
+                            f"{weights_hash(ckpt).hex()[:12]}); pass the same --model")
+        if tuple(h.schedule) != tuple(ckpt.config.ardm.schedule):
             raise UserError(f"{path}: header schedule {list(h.schedule)} does not match the model's")
         if h.frames == 0 or h.channels == 0 or h.rate == 0 or h.block_frames == 0:
             raise UserError(f"{path}: header is corrupted (no frames, channels or rate)")
@@ -127,12 +127,12 @@ def open_uad(path: Path, lm: LoadedModel) -> tuple[BinaryIO, Header]:
     return f, h
 
 
-def iter_decode(path: Path, lm: LoadedModel, progress: Progress | None = None) -> Iterator[tuple[Header, np.ndarray]]:
+def iter_decode(path: Path, ckpt: LoadedModel, progress: Progress | None = None) -> Iterator[tuple[Header, np.ndarray]]:
     """Decode a .uad file block by block: yields (header, int16 [C, n]). Raises UserError for
     corrupted, truncated or foreign files before yielding any block that fails its CRC."""
-    f, h = open_uad(path, lm)
+    f, h = open_uad(path, ckpt)
     with f:
-        runner = ChunkedRunner(lm.model, torch.device("cpu"), h.chunk, max_batch=1)
+        runner = ChunkedRunner(ckpt.model, torch.device("cpu"), h.chunk, max_batch=1)
         frame0, n_block = 0, 0
         with deterministic(int(h.env["threads"])):
             while True:
@@ -162,7 +162,7 @@ def iter_decode(path: Path, lm: LoadedModel, progress: Progress | None = None) -
                 raise UserError(f"{path}: corrupted (holds {frame0} frames, header says {h.frames}, or trailing data)")
 
 
-def decompress_file(src: Path, dst: str | Path, lm: LoadedModel, progress: Progress | None = None) -> CodecStats:
+def decompress_file(src: Path, dst: str | Path, ckpt: LoadedModel, progress: Progress | None = None) -> CodecStats:
     """Decode ``src`` into the WAV file ``dst`` (the stored subtype; callers rename it into place)."""
     import soundfile as sf
 
@@ -171,7 +171,7 @@ def decompress_file(src: Path, dst: str | Path, lm: LoadedModel, progress: Progr
     h: Header | None = None
     with open(dst, "wb") as fh:  # a file object: any file name works
         try:
-            for h, pcm in iter_decode(src, lm, progress):
+            for h, pcm in iter_decode(src, ckpt, progress):
                 if out is None:
                     out = sf.SoundFile(fh, "w", h.rate, h.channels, h.subtype, format="WAV")
                 out.write(pcm.T)
@@ -182,10 +182,10 @@ def decompress_file(src: Path, dst: str | Path, lm: LoadedModel, progress: Progr
     return CodecStats(h.frames, h.channels, h.rate, os.path.getsize(src), 0, float("nan"), time.perf_counter() - t0)
 
 
-def verify(src: Path, uad: Path, lm: LoadedModel, progress: Progress | None = None) -> None:
+def verify(src: Path, uad: Path, ckpt: LoadedModel, progress: Progress | None = None) -> None:
     """Decode ``uad`` and compare it with the audio of ``src``, sample for sample."""
     originals = None
-    for h, pcm in iter_decode(uad, lm, progress):
+    for h, pcm in iter_decode(uad, ckpt, progress):
         if originals is None:
             originals = audio.read_blocks(src, h.block_frames)
         ref = next(originals, None)
@@ -198,26 +198,26 @@ def verify(src: Path, uad: Path, lm: LoadedModel, progress: Progress | None = No
 Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
 
 
-def compress_path(src: Path, dst: Path, lm: LoadedModel, steps: int, *, verify_after: bool, force: bool,
+def compress_path(src: Path, dst: Path, ckpt: LoadedModel, steps: int, *, verify_after: bool, force: bool,
                   bar: Bar) -> CodecStats:
     """``compress`` of one file: code ``src`` into ``dst`` atomically (and decode it again to compare
     with ``verify_after``: a file that does not verify is not kept)."""
     info = audio.probe(src)
-    total = calls_per_file(info.frames, DEFAULT_BLOCK_FRAMES, lm.config.ardm.schedule, steps)
+    total = calls_per_file(info.frames, DEFAULT_BLOCK_FRAMES, ckpt.config.ardm.schedule, steps)
     with replacing(dst, force) as tmp:
         with bar(total, src.name) as b:
-            st = compress_file(src, tmp, lm, steps, progress=b.update)
+            st = compress_file(src, tmp, ckpt, steps, progress=b.update)
         if verify_after:
             with bar(total, f"verify {src.name}") as b:
-                verify(src, Path(tmp), lm, b.update)
+                verify(src, Path(tmp), ckpt, b.update)
     return st
 
 
-def decompress_path(src: Path, dst: Path, lm: LoadedModel, *, force: bool, bar: Bar) -> tuple[Header, CodecStats]:
+def decompress_path(src: Path, dst: Path, ckpt: LoadedModel, *, force: bool, bar: Bar) -> tuple[Header, CodecStats]:
     """``decompress`` of one file into ``dst`` atomically."""
     with open(src, "rb") as f:
         h = Header.read(f, str(src))
     total = calls_per_file(h.frames, h.block_frames, h.schedule, len(h.policy[0]))
     with replacing(dst, force) as tmp, bar(total, src.name) as b:
-        st = decompress_file(src, tmp, lm, b.update)
+        st = decompress_file(src, tmp, ckpt, b.update)
     return h, st

@@ -43,10 +43,10 @@ _FIXED = struct.Struct("<16sIHQBQIIB")  # hash, rate, channels, frames, subtype,
 BLOCK = struct.Struct("<IBII")  # frames, coded stages, PCM CRC32, words
 
 
-def weights_hash(lm: LoadedModel) -> bytes:
+def weights_hash(ckpt: LoadedModel) -> bytes:
     """16-byte BLAKE2b of the model's weights (names, shapes and bytes, in name order)."""
     h = hashlib.blake2b(digest_size=16)
-    for name, t in sorted(lm.model.state_dict().items()):
+    for name, t in sorted(ckpt.model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
