@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from report import print_table
 
 from upscale_audio import bits, intervals, policy, prior
 
@@ -49,11 +50,10 @@ def main() -> None:
     for name, (nb, ref, items) in cases.items():
         t_nb, t_np = timeit(nb, args.repeats), timeit(ref, args.repeats)
         rows.append({"kernel": name, "items": items, "numba_s": t_nb, "numpy_s": t_np, "speedup": t_np / t_nb})
-    print(f"\nnumba kernels against their numpy twins, numba {numba.__version__} (median of {args.repeats}):\n")
-    print("| kernel | items | numba s | numpy s | numba / numpy |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['kernel']} | {r['items']:,} | {r['numba_s']:.4f} | {r['numpy_s']:.4f} | {r['speedup']:.1f}x |")
+    print_table(f"numba kernels against their numpy twins, numba {numba.__version__} (median of {args.repeats}):",
+                ["kernel", "items", "numba s", "numpy s", "numba / numpy"],
+                [[r["kernel"], f"{r['items']:,}", f"{r['numba_s']:.4f}", f"{r['numpy_s']:.4f}", f"{r['speedup']:.1f}x"]
+                 for r in rows])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"n": args.n, "numba": numba.__version__,
                                     "numpy": np.__version__, "rows": rows}, indent=1))

@@ -22,22 +22,15 @@ import numpy as np
 import soundfile as sf
 import torch
 from bench_codecs import size as codec_size
-from report import print_table, write_json
+from report import pick_files, print_table, write_json
 
 from upscale_audio import audio, codec
 from upscale_audio.checkpoint import load
 from upscale_audio.scoring import bits_per_sample
 
 
-def pick(files: list[Path], n: int) -> list[Path]:
-    """``n`` files spread evenly over the sorted list (all when n is 0)."""
-    if n <= 0 or n >= len(files):
-        return files
-    return [files[int(i)] for i in np.linspace(0, len(files) - 1, n).round()]
-
-
 def run_set(folder: Path, ckpt, n_files: int, steps: int, baselines: bool, bpd: bool, tmp: Path) -> dict:  # type: ignore[no-untyped-def]
-    files = pick([f for f, _ in audio.find_audio([folder])], n_files)
+    files = [a.path for a in pick_files(folder, count=n_files)]
     r = {"files": len(files), "samples": 0, "seconds_audio": 0.0, "uad_bytes": 0, "payload_bits": 0,
          "model_bits": 0.0, "encode_s": 0.0, "decode_s": 0.0, "flac_bytes": 0, "wavpack_bytes": 0}
     for f in files:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from report import print_table
 
 from upscale_audio import audio, bits
 
@@ -76,12 +77,10 @@ def main() -> None:
         if (args.corpus / s / "heldout").is_dir():
             with tempfile.TemporaryDirectory() as td:
                 rows[s] = set_figures(args.corpus / s / "heldout", Path(td))
-    print("\nClassical codecs on held-out files, bits per sample (per-file sizes, headers counted):\n")
-    print("| set | FLAC -8 16-bit | FLAC -8 8-bit | FLAC low byte | WavPack -hhx6 16-bit | WavPack 8-bit | WavPack low byte |")
-    print("|---|---|---|---|---|---|---|")
-    for s, r in rows.items():
-        print(f"| {s} | {r['flac -8 16-bit']:.2f} | {r['flac -8 8-bit']:.2f} | {r['flac -8 low byte']:.2f} | "
-              f"{r['wavpack -hhx6 16-bit']:.2f} | {r['wavpack -hhx6 8-bit']:.2f} | {r['wavpack -hhx6 low byte']:.2f} |")
+    cols = ["flac -8 16-bit", "flac -8 8-bit", "flac -8 low byte", "wavpack -hhx6 16-bit", "wavpack -hhx6 8-bit",
+            "wavpack -hhx6 low byte"]
+    print_table("Classical codecs on held-out files, bits per sample (per-file sizes, headers counted):",
+                ["set"] + cols, [[s] + [f"{r[c]:.2f}" for c in cols] for s, r in rows.items()])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
 

@@ -20,33 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import SETS, pick_files, snr_db
 
-from upscale_audio import audio, checkpoint, metrics
+from upscale_audio import audio, checkpoint
 from upscale_audio.enhance import enhance_array, restore_simple
 from upscale_audio.scoring import bits_per_sample
-
-SETS = ("speech_16k", "speech_8k", "music_44k", "music_16k")
-
-
-def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
-    """SNR of offset-binary arrays (the same measure as `upscale-audio compare`)."""
-    return metrics.snr_db(ref.astype(np.int64) - 32768, est.astype(np.int64) - 32768)
-
-
-def pick_files(folder: Path, seconds: float) -> list[audio.AudioFile]:
-    """Evenly spread held-out files up to ``seconds`` of audio (deterministic; 0: every file)."""
-    files = [f for f, _ in audio.find_audio([folder])]
-    rng = np.random.default_rng(0)
-    out, total = [], 0.0
-    for i in rng.permutation(len(files)):
-        a = audio.read(files[i])
-        if a.samples is None:
-            continue
-        out.append(a)
-        total += a.frames / a.rate
-        if 0 < seconds <= total:
-            break
-    return out
 
 
 def count_table_mean(train: Path, max_files: int = 400) -> np.ndarray:
@@ -95,7 +73,7 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--bpd-seconds", type=float, default=20.0, help="held-out audio per set for bpd")
     ap.add_argument("--out", type=Path, default=Path("bench-results/enhance.json"))
-    ap.add_argument("--png", type=Path, default=Path("docs/spectrogram.png"))
+    ap.add_argument("--png", type=Path, default=None, help="write a spectrogram of one clip here (e.g. docs/spectrogram.png)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ckpt = checkpoint.load(args.model)
@@ -152,7 +130,7 @@ def main() -> None:
                                                          "snr_zero", "snr_mid", "CE_lo_given_hi_trainfit")}
         results.append(row)
         print(json.dumps(row))
-        if s == args.sets[0]:
+        if s == args.sets[0] and args.png is not None:
             u = refs[0][:, : int(4 * rate)]
             spectrogram_png(args.png, {
                 "original 16-bit": u[0], "8-bit (zero low byte)": restore_simple(u, 8, "zero")[0],

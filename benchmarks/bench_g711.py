@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_enhance import pick_files
-from report import print_table, write_json
+from report import pick_files, print_table, write_json
 
 from upscale_audio import checkpoint, intervals, metrics
 from upscale_audio.enhance import enhance_intervals

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from bench_enhance import pick_files
-from report import print_table, write_json
+from report import pick_files, print_table, write_json
 
 from upscale_audio import audio
 

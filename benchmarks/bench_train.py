@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import device_name, print_table, write_json
+from report import device_name, pick_files, print_table, write_json
 
 from upscale_audio import audio, checkpoint
 from upscale_audio.config import load_config
@@ -60,7 +60,6 @@ def untrained(config: Path, path: Path) -> Path:
 
 
 def score_checkpoints(args: argparse.Namespace) -> None:
-    from bench_enhance import pick_files
 
     models = dict(item.split("=", 1) for item in args.checkpoints)
     for item in args.untrained:

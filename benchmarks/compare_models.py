@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_enhance import SETS, pick_files, snr_db
+from report import SETS, pick_files, snr_db
 
 from upscale_audio import checkpoint
 from upscale_audio.enhance import enhance_array, restore_simple

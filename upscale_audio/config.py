@@ -31,7 +31,9 @@ class ModelConfig:
     dilation_cycle: int = 12  # dilations 1, 2, ..., 2**(cycle-1), repeated
     kernel_size: int = 3
     embed_dim: int = 32  # embedding of the top 8 bits of the current value
-    # "scaled": value also shown at the scale of the stage being predicted (detail features);
+    # "predict" (default): scaled plus local predictions (interpolators, extrapolators, moving average)
+    # as offsets from the bin centre (features.py); "scaled": value also shown at the scale of the
+    # stage being predicted (detail features);
     # "embed": x / 32768 plus an embedding of the top 8 bits; "plain": only x / 32768 (the
     # paper's input). The last two are kept to measure the difference (benchmarks/).
     features: str = "predict"

@@ -13,6 +13,9 @@ How the value is presented (``ModelConfig.features``):
   to their bin centre (x_hat) and ``range = 2**(bits below the stage's top)``, the detail
   (x_hat - moving average) / range and the neighbour differences / range, clipped to +-8, and the
   within-range position of revealed digits.
+* ``predict`` - scaled, plus local predictions of each sample from its neighbours (interpolators,
+  extrapolators, a moving average) as offsets from x_hat in bins of the stage (``features.py``).
+  The default.
 
 Shapes: B batch, T time, C channels, W = 2**(widest modelled stage).
 """

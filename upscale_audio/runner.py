@@ -1,4 +1,4 @@
-"""Exact chunked evaluation of the network over long inputs (docs/DESIGN.md §5).
+"""Exact chunked evaluation of the network over long inputs (docs/DESIGN.md §4).
 
 The backbone is a non-causal conv stack with a finite receptive field, so an output sample depends
 only on inputs within ``halo = receptive_field // 2`` of it. Each chunk is evaluated on a window
