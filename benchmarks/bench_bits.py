@@ -1,5 +1,6 @@
 """Throughput of the numba kernels production calls against their numpy twins (median of repeats):
-the keyed uniforms of every order and draw, the prior's LMMSE interpolator, the budget DP.
+the prior's LMMSE interpolator and the budget DP. (The keyed uniforms are numpy: a numba twin was
+2x faster, 0.8 against 1.4 ms per million keys, but importing numba costs every command 0.5 s.)
 
     python benchmarks/bench_bits.py [--n 4000000] [--out bench-results/bits.json]
 """
@@ -16,7 +17,7 @@ import numba
 import numpy as np
 from report import print_table
 
-from upscale_audio import bits, intervals, policy, prior
+from upscale_audio import intervals, policy, prior
 
 
 def timeit(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -36,12 +37,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-results/bits.json"))
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    idx = np.arange(args.n, dtype=np.uint64)
     u = (np.cumsum(rng.normal(0, 300, args.n // 20)) % 65536).astype(np.int64)[None]  # a random walk
     lo, hi = intervals.linear(u, 8)
     L = np.sort(rng.random(256))[::-1].copy()
     cases = {  # name: (numba, numpy twin, items per call)
-        "keyed_uniform": (lambda: bits.keyed_uniform(7, idx), lambda: bits.keyed_uniform_np(7, idx), args.n),
         "prior lmmse (8 known bits)": (lambda: prior.lmmse(lo, hi, 256, 8), lambda: prior.lmmse_np(lo, hi, 256, 8),
                                        u.size),
         "dp_policy (T=256, K=16)": (lambda: policy.dp_policy(L, 16), lambda: policy.dp_policy_np(L, 16), 1),

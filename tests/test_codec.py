@@ -181,3 +181,17 @@ def test_cli_round_trip_across_processes_and_refusals(tmp_path: Path, full_model
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "c.wav").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.parametrize("args,k", [([], 8), (["--preset", "fast"], 4), (["--preset", "best"], 64),
+                                    (["--preset", "fast", "--steps", "3"], 3)])
+def test_presets_choose_the_calls_per_stage(tmp_path: Path, full_model: Path, args: list[str], k: int) -> None:
+    src = tmp_path / "a.wav"
+    sf.write(src, speechlike(900).T, 16000, subtype="PCM_16")
+    r = subprocess.run([sys.executable, "-m", "upscale_audio", "compress", str(src), "--model", str(full_model),
+                        "-q", *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "a.uad", "rb") as f:
+        h = codec.Header.read(f, "a.uad")
+    assert all(len(p) == k for p in h.policy)
+    assert codec.PRESETS == {"fast": 4, "default": 8, "best": 64}

@@ -94,8 +94,10 @@ def score(
                            given_law=given_law, steps=steps, passes=passes)
 
 
-def compress(samples: np.ndarray, rate: int, *, steps: int | None = None, model: str | Path | None = None) -> bytes:
-    """Lossless: int16 [C, T] (or [T]) at ``rate`` Hz -> the bytes of a .uad file."""
+def compress(samples: np.ndarray, rate: int, *, preset: str = "default", steps: int | None = None,
+             model: str | Path | None = None) -> bytes:
+    """Lossless: int16 [C, T] (or [T]) at ``rate`` Hz -> the bytes of a .uad file. ``preset``: fast,
+    default or best (``steps``, calls per stage, overrides it)."""
     from . import codec
 
     x = _as_2d(samples)
@@ -103,7 +105,9 @@ def compress(samples: np.ndarray, rate: int, *, steps: int | None = None, model:
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.wav", Path(d) / "out.uad"
         audio.write(src, x, int(rate))
-        codec.compress_file(src, dst, ckpt, steps or ckpt.recommended_steps())
+        if preset not in codec.PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(codec.PRESETS)}, got {preset!r}")
+        codec.compress_file(src, dst, ckpt, steps or codec.PRESETS[preset])
         return dst.read_bytes()
 
 

@@ -42,6 +42,7 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
+    stored_policies: dict[str, Any] = field(default_factory=dict)  # make_checkpoint's policy_table
 
     @property
     def maps(self) -> StageMaps:
@@ -52,7 +53,11 @@ class LoadedModel:
         return self.config.ardm.known_bits
 
     def policies(self, K: int, naive: bool = False) -> dict[int, np.ndarray]:
-        """Policy fractions for a budget of K calls per stage, for every stage the model covers."""
+        """Policy fractions for a budget of K calls per stage, for every stage the model covers: the
+        checkpoint's stored DP result for its budgets (the same numbers), else the DP run now."""
+        stored = self.stored_policies.get(str(K), {}).get("fractions", {})
+        if not naive and all(str(s) in stored for s in self.model.stages):
+            return {s: np.asarray(stored[str(s)], dtype=np.float64) for s in self.model.stages}
         return {s: policy.stage_policy(self.tracker.losses(s), K, naive) for s in self.model.stages}
 
     def recommended_steps(self) -> int:
@@ -172,4 +177,4 @@ def load(path: str | Path | None = None) -> LoadedModel:
         raise UserError(f"{p}: damaged checkpoint (tracker shape does not match its config); use another --model")
     tracker.load_state_dict(ckpt["tracker"])
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
-    return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha)
+    return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha, dict(ckpt.get("policies", {})))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,19 @@ import typer
 from .cli import _bar, _each, _plan, app, fatal
 
 
+class Preset(str, Enum):
+    fast = "fast"
+    default = "default"
+    best = "best"
+
+
 @app.command()
 def compress(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .uad file, or directory for several inputs.")] = None,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Network calls per stage (default: the model's).")] = None,
+    preset: Annotated[Preset, typer.Option(help="fast (K=4, about 1.5x real time at 16 kHz), default (K=8) or best (K=64, smallest files).")] = Preset.default,
+    steps: Annotated[int | None, typer.Option(help="Network calls per stage K (overrides --preset).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Decode each file after coding and compare.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
@@ -29,7 +37,7 @@ def compress(
         fatal(f"--steps {steps}: must be at least 1")
     plan = _plan(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
     ckpt = load(model)
-    k = steps or ckpt.recommended_steps()
+    k = steps or codec.PRESETS[preset.value]
 
     def one(src: Path, dst: Path) -> None:
         st = codec.compress_path(src, dst, ckpt, k, verify_after=verify, force=force,

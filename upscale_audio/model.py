@@ -31,8 +31,6 @@ from torch import nn
 from .bits import check_schedule, stage_lows
 from .config import ModelConfig, RunConfig
 from .features import CLIP, predictor_features
-from .prior import digit_log_probs
-from .prior import lmmse as prior_lmmse
 
 OUTPUT_SCALE = 0.1  # the prior model's output layer acts at a tenth of the backbone's step size
 CORRECTION = 4.0  # the network moves the prior by at most this many scales, and its log-scale by this much
@@ -163,7 +161,9 @@ class UpscaleWaveNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The classical prior's location and scale of every sample (16-bit units): float [B, T] x 2."""
         lo, hi = self.current_interval(value, revealed, stage, iv_lo, iv_hi)
-        mu, sigma = prior_lmmse(lo.cpu().numpy(), hi.cpu().numpy(), self.cfg.prior_half, self.cfg.prior_taps)
+        from .prior import lmmse  # numba: imported only by models with a prior
+
+        mu, sigma = lmmse(lo.cpu().numpy(), hi.cpu().numpy(), self.cfg.prior_half, self.cfg.prior_taps)
         return torch.from_numpy(mu).float().to(value.device), torch.from_numpy(sigma).float().to(value.device)
 
     def features_from_xhat(
@@ -235,6 +235,8 @@ class UpscaleWaveNet(nn.Module):
         # bounded corrections with a gradient everywhere (a hard clamp would leave them stuck at a bound)
         sigma2 = sigma * torch.exp(CORRECTION * torch.tanh(log_scale.float() / CORRECTION))
         shift = CORRECTION * torch.tanh(shift.float() / CORRECTION)
+        from .prior import digit_log_probs
+
         prior_lp = digit_log_probs(mu + shift * sigma, sigma2, past, lo, hi, low, logits.shape[-1])
         return logits.float() + prior_lp
 

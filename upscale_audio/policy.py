@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 import torch
 
-from .bits import _CACHE
+from .bits import _jit
 
 
-@numba.njit(cache=_CACHE, nogil=True)
+@_jit
 def _dp_nb(L: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
     T = L.shape[0]
     inf = np.inf

@@ -6,6 +6,7 @@ files: compress, decode, verify).
 
 from .coder import coded_stages, decode_block, deterministic, encode_block
 from .files import (
+    PRESETS,
     CodecStats,
     calls_per_file,
     compress_file,
@@ -29,7 +30,7 @@ from .format import (
     weights_hash,
 )
 
-__all__ = ["CodecStats", "DEFAULT_BLOCK_FRAMES", "DEFAULT_CHUNK", "FORMAT_VERSION", "Header", "MAGIC", "SUBTYPES",
-           "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "compress_path", "decode_block",
+__all__ = ["PRESETS", "CodecStats", "DEFAULT_BLOCK_FRAMES", "DEFAULT_CHUNK", "FORMAT_VERSION", "Header", "MAGIC",
+           "SUBTYPES", "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "compress_path", "decode_block",
            "decompress_file", "decompress_path", "deterministic", "encode_block", "environment", "iter_decode",
            "open_uad", "quantised_policy", "verify", "weights_hash"]

@@ -37,6 +37,9 @@ from .format import (
 )
 
 Progress = Callable[[int], None]
+# Presets, like FLAC's -0..-8: network calls per stage (K). Time grows with K (stages x K network
+# passes over every block); size falls towards the full-budget ELBO (docs/RESULTS.md, codec presets).
+PRESETS = {"fast": 4, "default": 8, "best": 64}
 
 
 def quantised_policy(ckpt: LoadedModel, steps: int) -> list[np.ndarray]:
