@@ -84,6 +84,24 @@ def test_posterior_mean_of_uniform_model_is_bin_centre(tmp_path: Path) -> None:
     np.testing.assert_array_equal(res.u, ((u >> 8) << 8) + 128)  # E = 127.5 rounds half up
 
 
+def test_posterior_mean_of_uniform_model_for_unaligned_intervals_is_exact(tmp_path: Path) -> None:
+    """Intervals that cut digits (G.711 bins, or any [lo, hi)): under a model that is uniform over
+    the allowed digits, E[value] = mean over allowed digits d of the centre of what d allows. The
+    mean mode must give that (rounded half up), not the centre of whole digits."""
+    from upscale_audio.enhance import enhance_intervals
+
+    ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", schedule=(8, 8), known_bits=0, perturb=False))
+    lo = np.array([[1000, 300, 40000, 5, 65000]])
+    hi = np.array([[2100, 700, 40001, 300, 65536]])
+    got = enhance_intervals(lo, hi, ckpt, mode="mean").u
+    want = []
+    for a, b in zip(lo[0], hi[0]):
+        digits = range(a >> 8, ((b - 1) >> 8) + 1)
+        centres = [(max(a, d << 8) + min(b, (d + 1) << 8) - 1) / 2 for d in digits]
+        want.append(int(np.floor(np.mean(centres) + 0.5)) if b - a > 1 else a)
+    np.testing.assert_array_equal(got[0], want)
+
+
 def test_bpd_full_and_policy_on_uniform_model(tmp_path: Path) -> None:
     ckpt = checkpoint.load(save_tiny_model(tmp_path / "m.pt", perturb=False))
     items = [speechlike(300, channels=2).astype(np.int64) + 32768, speechlike(77, seed=2).astype(np.int64) + 32768]

@@ -83,11 +83,23 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
 
         def mean(call: Call, low: int = low, high: int = high, open_here: np.ndarray = open_here) -> np.ndarray:
             r, pos = call.row, call.pos
-            m = ardm.expected_digit(call.log_probs()).cpu().numpy()  # in digit units
+            lp = call.log_probs()
+            m = ardm.expected_digit(lp).cpu().numpy()  # in digit units
             base = (u[r, pos] >> high) << high
             dlo, dhi = call.dlo.cpu().numpy(), call.dhi.cpu().numpy()
-            # E[value - x_past] = E[digit] * 2**low + (2**low - 1) / 2 (lower bits at their bin centre)
-            off = np.floor(m * (1 << low) + ((1 << low) - 1) / 2 + 0.5).astype(np.int64)
+            # E[value - x_past] = sum_d p_d c_d, c_d the centre of what digit d allows: (2**low - 1) / 2
+            # above d 2**low for a whole digit; the interval's edge digits (G.711 bins do not align
+            # with digits) are cut by it, so their centres move (zero for aligned, linear intervals)
+            p = lp.exp().double()
+            p = (p / p.sum(-1, keepdim=True)).cpu().numpy()
+            rows = np.arange(len(pos))
+            shift = np.zeros(len(pos))
+            for d, weight in ((dlo, 1.0), (dhi - 1, (dhi - 1 != dlo).astype(np.float64))):
+                a = np.maximum(lo[r, pos], base + (d << low))
+                b = np.minimum(hi[r, pos], base + ((d + 1) << low))
+                cut = (a + b - 1) / 2 - (base + (d << low) + ((1 << low) - 1) / 2)
+                shift += weight * p[rows, d] * cut
+            off = np.floor(m * (1 << low) + ((1 << low) - 1) / 2 + shift + 0.5).astype(np.int64)
             est = np.clip(base + off, np.maximum(base + (dlo << low), lo[r, pos]),
                           np.minimum(base + (dhi << low), hi[r, pos]) - 1)
             here = open_here[r, pos]
