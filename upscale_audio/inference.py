@@ -90,8 +90,8 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
             # E[value - x_past] = sum_d p_d c_d, c_d the centre of what digit d allows: (2**low - 1) / 2
             # above d 2**low for a whole digit; the interval's edge digits (G.711 bins do not align
             # with digits) are cut by it, so their centres move (zero for aligned, linear intervals)
-            p = lp.exp().double()
-            p = (p / p.sum(-1, keepdim=True)).cpu().numpy()
+            pt = lp.exp().double()
+            p = (pt / pt.sum(-1, keepdim=True)).cpu().numpy()
             rows = np.arange(len(pos))
             shift = np.zeros(len(pos))
             for d, weight in ((dlo, 1.0), (dhi - 1, (dhi - 1 != dlo).astype(np.float64))):
