@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sample-steps", type=int, default=16)
+    ap.add_argument("--slow-repeats", type=int, default=1, help="repeats of sample, compress and decompress")
     ap.add_argument("--skip", nargs="*", default=[], help="command names to leave out (e.g. sample compress)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/process.json"))
     args = ap.parse_args()
@@ -61,15 +62,19 @@ def main() -> None:
             f"enhance --mode sample (K={args.sample_steps})": exe + [
                 "enhance", str(src8), "-o", f"{d}/s.wav", "-f", "-q", "--mode", "sample", "--steps",
                 str(args.sample_steps), *model],
-            "compress": exe + ["compress", str(src16), "-o", f"{d}/c.uad", "-f", "-q", *model],
-            "decompress": exe + ["decompress", f"{d}/c.uad", "-o", f"{d}/c.wav", "-f", "-q", *model],
-            "info (model load)": exe + ["info", *model],
+            "compress --preset fast": exe + ["compress", str(src16), "-o", f"{d}/f.uad", "-f", "-q", "--preset",
+                                             "fast", *model],
+            "compress (default preset)": exe + ["compress", str(src16), "-o", f"{d}/c.uad", "-f", "-q", *model],
+            "decompress (default preset)": exe + ["decompress", f"{d}/c.uad", "-o", f"{d}/c.wav", "-f", "-q", *model],
+            "info (start-up with the model)": exe + ["info", *model],
+            "--help (start-up, no model)": exe + ["--help"],
         }
         base = None
         for name, cmd in commands.items():
             if any(name.startswith(s) or s in name for s in args.skip):
                 continue
-            walls = [timed(cmd) for _ in range(args.repeats)]
+            slow = name.startswith(("enhance --mode sample", "compress", "decompress"))
+            walls = [timed(cmd) for _ in range(args.slow_repeats if slow else args.repeats)]
             med = statistics.median(walls)
             base = med if base is None else base
             rows.append({"command": name, "median_s": med, "runs": walls, "x_real_time": seconds / med,

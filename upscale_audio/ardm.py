@@ -60,6 +60,11 @@ class StageMaps:
         """The digit of one stage of every sample. u: int [...] -> int64 [...]."""
         return (np.asarray(u, dtype=np.int64) >> self.lows[stage]) & ((1 << self.schedule[stage]) - 1)
 
+    def set_digit(self, u: np.ndarray, stage: int, digit: np.ndarray) -> np.ndarray:
+        """u with the stage's digit replaced by ``digit`` and the bits below it cleared (int64 [...])."""
+        low, high = self.lows[stage], self.lows[stage] + self.schedule[stage]
+        return ((np.asarray(u, dtype=np.int64) >> high) << high) + (np.asarray(digit, dtype=np.int64) << low)
+
     def t_frac(self, stage: torch.Tensor, t_over_d: torch.Tensor) -> torch.Tensor:
         """Global step as a fraction of all steps: (stage + t / D) / S."""
         return (stage.float() + t_over_d.float()) / self.S
@@ -71,6 +76,14 @@ class StageMaps:
         past = (u >> (low + width)) << (low + width)
         future = (u >> low) << low
         return past, future, (u >> low) & ((1 << width) - 1)
+
+    def reveal(self, u: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the network sees at a step, and the digits it predicts: (value, target), long [B, T].
+
+        value = x_future (the stage's digit filled in) where ``revealed`` (bool [B, T]), x_past
+        elsewhere; the one definition of a step's input (training, the ELBO, the reveal walk)."""
+        past, future, target = self.split(u, stage)
+        return torch.where(revealed, future, past), target
 
     def allowed_range(
         self, u_known: torch.Tensor, stage: torch.Tensor, known_bits: int
@@ -201,8 +214,7 @@ def training_elbo(
         top_lo, top_hi = top_bits_interval(u, known_bits)
         iv_lo, iv_hi = torch.maximum(iv_lo, top_lo), torch.minimum(iv_hi, top_hi)
     revealed = ranks(key) < t[:, None]
-    past, future, target = maps.split(u, stage)
-    value = torch.where(revealed, future, past)
+    value, target = maps.reveal(u, revealed, stage)
     rev_f = revealed.float()
     logits = net(value, rev_f, stage, maps.t_frac(stage, t / D), iv_lo, iv_hi)
     lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
@@ -247,9 +259,8 @@ def elbo_draw(
         t = torch.randint(D, (B,), generator=generator).to(u.device)
         key = torch.rand(B, D, generator=generator).to(u.device)
         revealed = ranks(key) < t[:, None]
-        past, future, target = maps.split(u, stage)
+        value, target = maps.reveal(u, revealed, stage)
         lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
-        value = torch.where(revealed, future, past)
         ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target, iv_lo, iv_hi)
         total += ((ce * (~revealed)).sum(1) / (D - t)).double().cpu()
     return total

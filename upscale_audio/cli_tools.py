@@ -23,7 +23,7 @@ def compress(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .uad file, or directory for several inputs.")] = None,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
-    preset: Annotated[Preset, typer.Option(help="fast (K=4, about 1.5x real time at 16 kHz), default (K=8) or best (K=64, smallest files).")] = Preset.default,
+    preset: Annotated[Preset, typer.Option(help="fast (K=2), default (K=4) or best (K=64, smallest files); K = network calls per stage.")] = Preset.default,
     steps: Annotated[int | None, typer.Option(help="Network calls per stage K (overrides --preset).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Decode each file after coding and compare.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
@@ -122,7 +122,9 @@ def compare(
 @app.command()
 def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None) -> None:
     """Print the model card: size, receptive field, schedule, training data, stored policies."""
+    from . import codec
     from .checkpoint import load, read_raw
+    from .enhance import SAMPLE_STEPS
 
     ckpt = load(model)
     assert ckpt.path is not None
@@ -143,7 +145,8 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         f"training:         {meta.get('steps', '?')} steps, {float(meta.get('train_seconds', 0)) / 60:.1f} min"
         + (f", initialised from {meta['init']}" if meta.get("init") else ""),
         f"tracked ELBO:     {float(meta.get('tracked_bits', float('nan'))):.3f} bits/sample",
-        f"default steps:    {ckpt.recommended_steps()} calls per stage",
+        f"calls per stage:  --mode sample {SAMPLE_STEPS}, compress presets {codec.PRESETS} (the DP's "
+        f"recommendation: {ckpt.recommended_steps()})",
         "stored policies:  " + ", ".join(
             f"K={K}: {v['expected_bits']:.3f}" for K, v in read_raw(ckpt.path).get("policies", {}).items()) + " (expected bits/sample)",
     ]

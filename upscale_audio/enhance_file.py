@@ -55,14 +55,15 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, ckpt: LoadedModel |
                         "as known")
     lo, hi = known.intervals(a)
     if opts.method == "ardm":
+        from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
+
         assert ckpt is not None
         rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
             warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
                  "output may be worse (no resampling is done)")
         chunk = max(1, int(opts.chunk_seconds * a.rate)) if opts.chunk_seconds else None
-        per_stage = a.frames if opts.steps == "full" else int(opts.steps or ckpt.recommended_steps())
-        from .enhance import enhance_intervals, file_key, open_stages
+        per_stage = a.frames if opts.steps == "full" else int(opts.steps or SAMPLE_STEPS)
 
         try:
             n_stages = len(open_stages(ckpt, lo, hi))

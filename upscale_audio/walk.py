@@ -164,11 +164,10 @@ class Walk:
     def step(self, u: np.ndarray, st: Step, choose: Chooser, *, reverse: bool = False) -> None:
         """One network call: every window whose core holds a position revealed by ``st``."""
         s = st.stage
-        low = self.maps.lows[s]
-        high = low + self.maps.schedule[s]
         pending: dict[int, np.ndarray] = {}
 
         everything = st.a <= 0.0 and st.b >= 1.0  # keys lie in [0, 1): no order needed
+        stage_t = torch.tensor([s])
 
         def build(w: Window) -> tuple[np.ndarray, np.ndarray] | None:
             c0 = w.core_start - w.start
@@ -181,9 +180,10 @@ class Walk:
                 if not idx.size:
                     return None
                 revealed = key < st.a
-            cur = u[w.row, w.start : w.stop]
             pending[id(w)] = idx
-            return np.where(revealed, (cur >> low) << low, (cur >> high) << high), revealed
+            value, _ = self.maps.reveal(torch.from_numpy(u[w.row, w.start : w.stop])[None],
+                                        torch.from_numpy(revealed)[None], stage_t)
+            return value[0].numpy(), revealed
 
         def consume(w: Window, logits: torch.Tensor) -> None:
             idx = pending.pop(id(w))
@@ -192,7 +192,7 @@ class Walk:
             core = logits if len(idx) == len(logits) else logits[torch.from_numpy(idx).to(logits.device)]
             digits = choose(Call(st, w.row, pos, core, dlo.to(logits.device), dhi.to(logits.device)))
             if digits is not None:
-                u[w.row, pos] = ((u[w.row, pos] >> high) << high) + (np.asarray(digits, dtype=np.int64) << low)
+                u[w.row, pos] = self.maps.set_digit(u[w.row, pos], s, digits)
 
         self.runner.map_chunks(u.shape[1], u.shape[0], build, s, st.t_frac(self.maps.S), consume, self.iv,
                                reverse=reverse)
