@@ -101,7 +101,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--sets", nargs="+", default=["speech_16k", "music_16k"])
     ap.add_argument("--seconds", type=float, default=20.0, help="audio per set")
-    ap.add_argument("--presets", nargs="+", default=list(codec.PRESETS))
+    ap.add_argument("--presets", nargs="*", default=list(codec.PRESETS))
+    ap.add_argument("--classical", nargs="*", default=list(CLASSICAL), help="classical coders to run")
     ap.add_argument("--best-seconds", type=float, default=0.0, help="less audio for the slow best preset (0: same)")
     ap.add_argument("--sac", default=None, help="path of a Sac binary (anchors/sac/build.sh), optional")
     ap.add_argument("--repeats", type=int, default=1)
@@ -113,19 +114,27 @@ def main() -> None:
         if not folder.is_dir():
             continue
         picked = pick_files(folder, args.seconds)
-        for name in list(args.presets) + list(CLASSICAL):
+        for name in list(args.presets) + list(args.classical):
             seconds = args.best_seconds if name == "best" and args.best_seconds else args.seconds
             chosen = [a for a in picked if sum(b.frames / b.rate for b in picked[: picked.index(a)]) < seconds]
+            if name == "best" and args.best_seconds:  # the slow preset on a prefix of the same audio
+                chosen = [chosen[0]]
             with tempfile.TemporaryDirectory() as td:
                 work = Path(td)
                 (work / "in").mkdir()
                 files = []
                 for a in chosen:
                     dst = work / "in" / a.path.name
-                    shutil.copy(a.path, dst)
+                    if name == "best" and args.best_seconds:
+                        assert a.samples is not None
+                        sf.write(dst, a.samples[:, : int(seconds * a.rate)].T, a.rate, subtype="PCM_16")
+                    else:
+                        shutil.copy(a.path, dst)
                     files.append(dst)
-                samples = sum(a.frames * a.channels for a in chosen)
-                audio_s = sum(a.frames / a.rate for a in chosen)
+                frames = [min(a.frames, int(seconds * a.rate)) if name == "best" and args.best_seconds else a.frames
+                          for a in chosen]
+                samples = sum(f * a.channels for f, a in zip(frames, chosen))
+                audio_s = sum(f / a.rate for f, a in zip(frames, chosen))
                 if name in codec.PRESETS:
                     r = uad_preset(files, work, name, args.repeats)
                     label = f".uad {name} (K={codec.PRESETS[name]})"

@@ -16,6 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 C=${UPSCALE_AUDIO_CORPUS:-$HOME/.cache/upscale-audio-corpus/corpus}
 RUN=runs/campaign_ft_intervals
+# the project's venv when there is one (a shell without it activated must not fail silently)
+UA=$(command -v upscale-audio || true)
+[ -x .venv/bin/upscale-audio ] && UA=.venv/bin/upscale-audio
+[ -n "$UA" ] || { echo "error: upscale-audio not found; install the package (README) or activate its venv" >&2; exit 2; }
 SAVED=campaign/ft_intervals
 case "${1:-status}" in
   start)
@@ -24,13 +28,15 @@ case "${1:-status}" in
     if [ ! -f "$RUN/latest.pt" ] && [ -f "$SAVED/latest.pt" ]; then
       cp "$SAVED/latest.pt" "$SAVED/config.toml" "$SAVED/log.jsonl" "$RUN/"
     fi
-    nohup upscale-audio train "$C/speech_16k/train" "$C/speech_8k/train" "$C/music_44k/train" \
+    nohup "$UA" train "$C/speech_16k/train" "$C/speech_8k/train" "$C/music_44k/train" \
       --val "$C/speech_16k/heldout" --config configs/default.toml --run-dir "$RUN" --max-minutes 600 \
       --init upscale_audio/models/default.pt --set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share=0.5 \
       --set ardm.interval_share=0.25 --set train.lr=3e-4 --set train.warmup_steps=100 --set train.seed=2 \
       --set train.ckpt_every=100 --set train.val_every=200 --set train.val_crops=16 --set train.val_passes=1 \
       --set train.log_every=50 --set train.num_threads="$threads" >> "$RUN.log" 2>&1 &
     echo $! > "$RUN.pid"
+    sleep 5
+    kill -0 "$(cat "$RUN.pid")" 2>/dev/null || { echo "error: the run did not start; see $RUN.log" >&2; exit 2; }
     echo "campaign running (pid $(cat "$RUN.pid"), $threads threads); log: $RUN.log" ;;
   stop)
     kill -TERM "$(cat "$RUN.pid")" && echo "asked the run to stop after its step (it writes a checkpoint)" ;;
