@@ -90,15 +90,18 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
             # E[value - x_past] = sum_d p_d c_d, c_d the centre of what digit d allows: (2**low - 1) / 2
             # above d 2**low for a whole digit; the interval's edge digits (G.711 bins do not align
             # with digits) are cut by it, so their centres move (zero for aligned, linear intervals)
-            pt = lp.exp().double()
-            p = (pt / pt.sum(-1, keepdim=True)).cpu().numpy()
-            rows = np.arange(len(pos))
             shift = np.zeros(len(pos))
+            cuts = []
             for d, weight in ((dlo, 1.0), (dhi - 1, (dhi - 1 != dlo).astype(np.float64))):
                 a = np.maximum(lo[r, pos], base + (d << low))
                 b = np.minimum(hi[r, pos], base + ((d + 1) << low))
-                cut = (a + b - 1) / 2 - (base + (d << low) + ((1 << low) - 1) / 2)
-                shift += weight * p[rows, d] * cut
+                cuts.append((d, weight * ((a + b - 1) / 2 - (base + (d << low) + ((1 << low) - 1) / 2))))
+            cut_rows = np.flatnonzero((cuts[0][1] != 0) | (cuts[1][1] != 0))
+            if cut_rows.size:  # probabilities only where an edge digit is cut (never for linear depths)
+                pt = lp[torch.from_numpy(cut_rows).to(lp.device)].exp().double()
+                p = (pt / pt.sum(-1, keepdim=True)).cpu().numpy()
+                for d, cut in cuts:
+                    shift[cut_rows] += p[np.arange(cut_rows.size), d[cut_rows]] * cut[cut_rows]
             off = np.floor(m * (1 << low) + ((1 << low) - 1) / 2 + shift + 0.5).astype(np.int64)
             est = np.clip(base + off, np.maximum(base + (dlo << low), lo[r, pos]),
                           np.minimum(base + (dhi << low), hi[r, pos]) - 1)
