@@ -1,37 +1,46 @@
 #!/usr/bin/env bash
 # The training campaign of the next bundled model (issues 11 and 13): resumable across sessions.
-# Today's leg: the shipped model (configs/default.toml) fine-tuned with known-interval rows
-# (ardm.interval_share: linear depths and G.711), so one bundled model restores mu-law/A-law too;
-# the prior recipe (configs/prior.toml) lost the equal-time comparison (docs/RESULTS.md section 8).
+# Legs (each a run of its own, state in campaign/<leg>/):
+#   ft_intervals  the shipped model fine-tuned with known-interval rows (interval_share 0.25) and
+#                 half of the rows at t = 0 (t_zero_share 0.5, lr 3e-4): 2217 steps, about 150
+#                 CPU-thread minutes; held-out likelihood fell on every set (docs/RESULTS.md section 10)
+#   ft_elbo       the shipped model fine-tuned with interval rows on the plain ELBO (t_zero_share 0,
+#                 unbiased) at lr 1e-4: the current leg
 #
-#   bash scripts/campaign.sh start [THREADS]   # resume in the background (nohup), default 2 threads
-#   bash scripts/campaign.sh stop              # SIGTERM: the run finishes its step, writes a checkpoint
-#   bash scripts/campaign.sh save              # copy the run's state into campaign/ (commit it)
-#   bash scripts/campaign.sh status            # last log lines
+#   bash scripts/campaign.sh start [THREADS] [LEG]   # resume in the background (nohup), default 2 threads
+#   bash scripts/campaign.sh stop [LEG]              # SIGTERM: the run finishes its step, writes a checkpoint
+#   bash scripts/campaign.sh save [LEG]              # copy the run's state into campaign/LEG (commit it)
+#   bash scripts/campaign.sh status [LEG]            # last log lines
 #
-# State between sessions lives in campaign/ft_intervals/ (latest.pt with optimiser state, config.toml,
-# log.jsonl), small enough to commit. The run itself works in runs/campaign_ft_intervals/ (ignored by git:
+# State between sessions lives in campaign/LEG/ (latest.pt with optimiser state, config.toml,
+# log.jsonl), small enough to commit. The run itself works in runs/campaign_LEG/ (ignored by git:
 # it also holds a decoded cache of the corpus). The corpus comes from ../shared/corpus/make_corpus.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=${UPSCALE_AUDIO_CORPUS:-$HOME/.cache/upscale-audio-corpus/corpus}
-RUN=runs/campaign_ft_intervals
+case "${1:-status}" in start) LEG=${3:-ft_elbo} ;; *) LEG=${2:-ft_elbo} ;; esac
+RUN=runs/campaign_$LEG
 # the project's venv when there is one (a shell without it activated must not fail silently)
 UA=$(command -v upscale-audio || true)
 [ -x .venv/bin/upscale-audio ] && UA=.venv/bin/upscale-audio
 [ -n "$UA" ] || { echo "error: upscale-audio not found; install the package (README) or activate its venv" >&2; exit 2; }
-SAVED=campaign/ft_intervals
+SAVED=campaign/$LEG
 case "${1:-status}" in
   start)
     threads=${2:-2}
+    case $LEG in
+      ft_intervals) TZ=0.5; LR=3e-4 ;;
+      ft_elbo) TZ=0; LR=1e-4 ;;
+      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo)" >&2; exit 2 ;;
+    esac
     mkdir -p "$RUN"
     if [ ! -f "$RUN/latest.pt" ] && [ -f "$SAVED/latest.pt" ]; then
       cp "$SAVED/latest.pt" "$SAVED/config.toml" "$SAVED/log.jsonl" "$RUN/"
     fi
     nohup "$UA" train "$C/speech_16k/train" "$C/speech_8k/train" "$C/music_44k/train" \
       --val "$C/speech_16k/heldout" --config configs/default.toml --run-dir "$RUN" --max-minutes 600 \
-      --init upscale_audio/models/default.pt --set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share=0.5 \
-      --set ardm.interval_share=0.25 --set train.lr=3e-4 --set train.warmup_steps=100 --set train.seed=2 \
+      --init upscale_audio/models/default.pt --set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share="$TZ" \
+      --set ardm.interval_share=0.25 --set train.lr="$LR" --set train.warmup_steps=100 --set train.seed=2 \
       --set train.ckpt_every=100 --set train.val_every=200 --set train.val_crops=16 --set train.val_passes=1 \
       --set train.log_every=50 --set train.num_threads="$threads" >> "$RUN.log" 2>&1 &
     echo $! > "$RUN.pid"
