@@ -2,7 +2,7 @@
 # The training campaign of the next bundled model (issues 11 and 13): resumable across sessions.
 # Legs (each a run of its own, state in campaign/<leg>/):
 #   ft_intervals  the shipped model fine-tuned with known-interval rows (interval_share 0.25) and
-#                 half of the rows at t = 0 (t_zero_share 0.5, lr 3e-4): 2217 steps, about 150
+#                 half of the rows at t = 0 (t_zero_share 0.5, lr 3e-4): 2217 steps, about 136
 #                 CPU-thread minutes; held-out likelihood fell on every set (docs/RESULTS.md section 10)
 #   ft_elbo       the shipped model fine-tuned with interval rows on the plain ELBO (t_zero_share 0,
 #                 unbiased) at lr 1e-4: the current leg
