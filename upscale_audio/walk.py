@@ -86,7 +86,9 @@ class Orders:
             return order_keys(self.row_keys[row], stage, self.frame0 + np.arange(start, stop))
         if (row, stage) not in self._ranks:
             k = order_keys(self.row_keys[row], stage, self.frame0 + np.arange(self.ranked))
-            self._ranks = {(row, stage): (np.argsort(np.argsort(k)) + 0.5) / self.ranked}
+            if any(st != stage for _, st in self._ranks):  # keep one stage's rows only
+                self._ranks = {}
+            self._ranks[(row, stage)] = (np.argsort(np.argsort(k)) + 0.5) / self.ranked
         return self._ranks[(row, stage)][start:stop]
 
     def uniforms(self, row: int, stage: int, pos: np.ndarray) -> np.ndarray:
