@@ -45,7 +45,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: bit kernels, backbone throughput, and (with a corpus) restore quality and speed.
 
     The corpus comes from ../shared/corpus/make_corpus.sh; set UPSCALE_AUDIO_CORPUS if it is not in
-    ~/.cache/upscale-audio-corpus/corpus. Results go to bench-results/*.json.
+    ~/.cache/upscale-audio-corpus/corpus, and UPSCALE_AUDIO_SAC to a Sac binary to put Sac beside
+    the codec presets. Results go to bench-results/*.json.
     """
     _install(session, "dev")
     session.run("python", "benchmarks/bench_bits.py")
@@ -59,5 +60,8 @@ def bench(session: nox.Session) -> None:
         have_codecs = shutil.which("flac") and shutil.which("wavpack")  # the classical baselines
         session.run("python", "benchmarks/bench_codec.py", "--corpus", corpus, "--files", "4",
                     *([] if have_codecs else ["--no-baselines"]))
+        sac = os.environ.get("UPSCALE_AUDIO_SAC")  # a Sac binary (../shared/anchors/sac/build.sh), optional
+        session.run("python", "benchmarks/bench_presets.py", "--corpus", corpus, "--best-seconds", "4",
+                    *(["--sac", sac] if sac else []))
     else:
         session.log(f"no corpus at {corpus}: skipping the restore benchmark (see README)")
