@@ -3,7 +3,8 @@
 Reads the ``log.jsonl`` of each run (validation bpd on the fixed festvox held-out crops, wall
 seconds since the run began, cumulative over resumes) and converts wall time to CPU minutes with the
 run's thread count (``train.num_threads`` in its ``config.toml``; a leg resumed with another thread
-count is given as RUN:THREADS:FROM_STEP). Writes a markdown table and a PNG.
+count is given as RUN:THREADS:FROM_STEP). Writes a markdown table and a PNG. ``--what`` names what
+the runs' validation measures (all 16 bits by default; "festvox, low byte" for low-byte specialists).
 
     python benchmarks/learning_curve.py --runs prior=runs/campaign_prior predict=runs/cmp_predict \\
         --reference shipped=8.92 --png docs/learning_curve.png --md docs/learning_curve.md
@@ -40,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", nargs="+", required=True, help="NAME=RUN_DIR[:THREADS:FROM_STEP,...]")
     ap.add_argument("--reference", nargs="*", default=[], help="NAME=BPD horizontal lines")
+    ap.add_argument("--what", default="festvox, 16 bits", help="what the runs' val_bpd measures (table, axis)")
     ap.add_argument("--png", type=Path)
     ap.add_argument("--md", type=Path)
     args = ap.parse_args()
@@ -51,7 +53,7 @@ def main() -> None:
         legs = [tuple(int(v) for v in ls.split(":")[::-1]) for ls in ([first] if first else []) + leg_specs]
         curves[name] = curve(Path(path), sorted((s, th) for s, th in legs))  # type: ignore[misc]
     refs = {n: float(v) for n, v in (r.split("=", 1) for r in args.reference)}
-    lines = ["| run | CPU minutes | step | held-out bpd (festvox, 16 bits) |", "|---|---|---|---|"]
+    lines = [f"| run | CPU minutes | step | held-out bpd ({args.what}) |", "|---|---|---|---|"]
     for name, pts in curves.items():
         lines += [f"| {name} | {c:.1f} | {s} | {b:.3f} |" for c, s, b in pts]
     lines += [f"| {n} (reference) | | | {v:.3f} |" for n, v in refs.items()]
@@ -72,7 +74,7 @@ def main() -> None:
             ax.axhline(v, ls="--", lw=1, color="gray")
             ax.text(0, v, f" {n}", va="bottom", fontsize=8, color="gray")
         ax.set_xlabel("cumulative CPU minutes")
-        ax.set_ylabel("held-out bits/sample (16 bits)")
+        ax.set_ylabel(f"held-out bits/sample ({args.what})")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         fig.tight_layout()

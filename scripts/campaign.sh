@@ -5,7 +5,11 @@
 #                 half of the rows at t = 0 (t_zero_share 0.5, lr 3e-4): 2217 steps, about 136
 #                 CPU-thread minutes; held-out likelihood fell on every set (docs/RESULTS.md section 10)
 #   ft_elbo       the shipped model fine-tuned with interval rows on the plain ELBO (t_zero_share 0,
-#                 unbiased) at lr 1e-4: the current leg
+#                 unbiased) at lr 1e-4: 1613 steps, 107 CPU-thread minutes, festvox 8.920 -> 8.960
+#   ft_plain      ft_elbo without the interval rows (linear PCM only): does the fine-tune itself help?
+#   lowbyte       a low-byte specialist (ardm.known_bits = 8: one 256-way stage) started from the
+#                 shipped model's weights (its low-byte rows), same data, lr and seed as ft_elbo: the
+#                 equal-time comparison of issue 11 item 3, then the current leg
 #
 #   bash scripts/campaign.sh start [THREADS] [LEG]   # resume in the background (nohup), default 2 threads
 #   bash scripts/campaign.sh stop [LEG]              # SIGTERM: the run finishes its step, writes a checkpoint
@@ -29,9 +33,11 @@ case "${1:-status}" in
   start)
     threads=${2:-2}
     case $LEG in
-      ft_intervals) TZ=0.5; LR=3e-4 ;;
-      ft_elbo) TZ=0; LR=1e-4 ;;
-      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo)" >&2; exit 2 ;;
+      ft_intervals) LEG_SET=(--set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share=0.5 --set ardm.interval_share=0.25 --set train.lr=3e-4) ;;
+      ft_elbo) LEG_SET=(--set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share=0 --set ardm.interval_share=0.25 --set train.lr=1e-4) ;;
+      ft_plain) LEG_SET=(--set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share=0 --set ardm.interval_share=0 --set train.lr=1e-4) ;;
+      lowbyte) LEG_SET=(--set ardm.known_bits=8 --set ardm.t_zero_share=0 --set train.lr=1e-4) ;;
+      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte)" >&2; exit 2 ;;
     esac
     mkdir -p "$RUN"
     if [ ! -f "$RUN/latest.pt" ] && [ -f "$SAVED/latest.pt" ]; then
@@ -39,8 +45,7 @@ case "${1:-status}" in
     fi
     nohup "$UA" train "$C/speech_16k/train" "$C/speech_8k/train" "$C/music_44k/train" \
       --val "$C/speech_16k/heldout" --config configs/default.toml --run-dir "$RUN" --max-minutes 600 \
-      --init upscale_audio/models/default.pt --set 'ardm.stage_draw=[1,3]' --set ardm.t_zero_share="$TZ" \
-      --set ardm.interval_share=0.25 --set train.lr="$LR" --set train.warmup_steps=100 --set train.seed=2 \
+      --init upscale_audio/models/default.pt "${LEG_SET[@]}" --set train.warmup_steps=100 --set train.seed=2 \
       --set train.ckpt_every=100 --set train.val_every=200 --set train.val_crops=16 --set train.val_passes=1 \
       --set train.log_every=50 --set train.num_threads="$threads" >> "$RUN.log" 2>&1 &
     echo $! > "$RUN.pid"

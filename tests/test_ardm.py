@@ -78,6 +78,18 @@ def test_partially_known_stage_only_scores_consistent_digits() -> None:
     torch.testing.assert_close(ardm.ce_bits(lp, target), torch.full((2, 30), 5.0))
 
 
+def test_masked_log_probs_without_a_mask_is_the_masked_result_bit_for_bit() -> None:
+    """The all-digits-allowed shortcut (linear PCM) gives exactly what the masked path gives, and a
+    range that excludes one digit still masks it."""
+    logits = torch.randn(2, 50, 256) * 3
+    lo, hi = torch.zeros(2, 50, dtype=torch.long), torch.full((2, 50), 256)
+    d = torch.arange(256)
+    ok = (d >= lo[..., None]) & (d < hi[..., None])
+    assert torch.equal(ardm.masked_log_probs(logits, lo, hi), torch.log_softmax(logits.masked_fill(~ok, float("-inf")), -1))
+    lp = ardm.masked_log_probs(logits, lo, hi - 1)
+    assert torch.all(lp[..., 255] == float("-inf")) and torch.all(lp[..., 254] > float("-inf"))
+
+
 def test_sample_from_respects_masks_and_matches_probabilities() -> None:
     logits = torch.tensor([0.0, 1.0, 2.0, 3.0]).log().nan_to_num(neginf=-1e9).expand(20000, 4).clone()
     lp = ardm.masked_log_probs(logits[None], torch.zeros(1, 20000, dtype=torch.long),

@@ -85,3 +85,22 @@ def test_single_stage_fast_path_equals_the_mixed_batch_path() -> None:
         mixed = m(value, revealed, torch.tensor([1, 0]), t_frac)
         fast = m(value[:1], revealed[:1], torch.tensor([1]), t_frac[:1])
     torch.testing.assert_close(fast[0], mixed[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("prior", ["none", "lmmse"])
+def test_a_specialist_narrowed_from_an_all_16_bit_model_gives_its_low_byte_logits(prior: str) -> None:
+    """``narrow_to_stages`` keeps the low byte's output rows (and the prior's two channels): the
+    specialist's logits equal the all-16-bit model's for that stage; a wrong row offset would not."""
+    from upscale_audio.model import narrow_to_stages
+
+    full = build_model(tiny_config(schedule=(8, 8), known_bits=0, prior=prior)).eval()
+    with torch.no_grad():
+        full.out.weight.normal_(0, 0.3)
+        full.out.bias.normal_(0, 0.3)
+    low = build_model(tiny_config(schedule=(8, 8), known_bits=8, prior=prior)).eval()
+    low.load_state_dict(narrow_to_stages(full.state_dict(), low, full.stages))
+    value, revealed, stage, t_frac = _inputs(2, 300, stage=1)
+    with torch.no_grad():
+        torch.testing.assert_close(low(value, revealed, stage, t_frac), full(value, revealed, stage, t_frac))
+    with pytest.raises(ValueError):
+        narrow_to_stages(low.state_dict(), full, low.stages)

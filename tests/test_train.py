@@ -71,6 +71,21 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_architecture(data: Pa
               init=tmp_path / "a" / "latest.pt")
 
 
+def test_init_starts_a_low_byte_specialist_from_an_all_16_bit_model(data: Path, tmp_path: Path) -> None:
+    """A known_bits = 8 run may start from a known_bits = 0 model: it scores the low byte exactly as
+    that model did (its low-byte output rows; test_model checks the logits); the reverse is refused."""
+    full = load_config(TINY, ["ardm.known_bits=0", "train.max_steps=10", "train.lr=1e-2"])
+    train(full, [data], tmp_path / "a", quiet=True)
+    init = tmp_path / "a" / "latest.pt"
+    low = load_config(TINY, ["train.max_steps=0"])
+    train(low, [data], tmp_path / "b", quiet=True, init=init)
+    a, b = checkpoint.load(init), checkpoint.load(tmp_path / "b" / "latest.pt")
+    assert b.known_bits == 8 and b.model.out.out_channels == 256 and a.model.out.out_channels == 512
+    torch.testing.assert_close(b.model.out.weight, a.model.out.weight[256:])
+    with pytest.raises(UserError, match="--init needs the same"):
+        train(full, [data], tmp_path / "c", quiet=True, init=tmp_path / "b" / "latest.pt")
+
+
 def test_same_seed_same_training(data: Path, tmp_path: Path) -> None:
     cfg = load_config(TINY, ["train.max_steps=5"])
     a = train(cfg, [data], tmp_path / "a", quiet=True)

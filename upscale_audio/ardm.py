@@ -124,7 +124,10 @@ def top_bits_interval(u: torch.Tensor, known_bits: int) -> tuple[torch.Tensor, t
 
 def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """log-softmax over the allowed digits [lo, hi) only. logits [B, T, W] -> [B, T, W] (float32)."""
-    d = torch.arange(logits.shape[-1], device=logits.device)
+    W = logits.shape[-1]
+    if bool((lo == 0).all()) and bool((hi == W).all()):  # every digit allowed (linear PCM): no mask
+        return torch.log_softmax(logits.float(), dim=-1)
+    d = torch.arange(W, device=logits.device)
     ok = (d >= lo[..., None]) & (d < hi[..., None])
     return torch.log_softmax(logits.float().masked_fill(~ok, float("-inf")), dim=-1)
 

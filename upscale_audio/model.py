@@ -293,6 +293,25 @@ class UpscaleWaveNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def narrow_to_stages(state: dict[str, torch.Tensor], model: UpscaleWaveNet, from_stages: tuple[int, ...]) -> dict:
+    """A state dict of a model over ``from_stages`` cut down to ``model``'s stages (a subset): the
+    rows of the output layer of the stages it keeps; everything else is shared as is. This starts a
+    low-byte specialist from an all-16-bit model at exactly that model's low-byte scores."""
+    if tuple(from_stages) == model.stages:
+        return state
+    if not set(model.stages) <= set(from_stages):
+        raise ValueError(f"cannot narrow stages {tuple(from_stages)} to {model.stages}")
+    sizes = [2 ** model.schedule[s] for s in from_stages]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    rows = [torch.arange(offsets[from_stages.index(s)], offsets[from_stages.index(s)] + 2 ** model.schedule[s])
+            for s in model.stages]
+    n_digit = sum(sizes)
+    idx = torch.cat(rows + [torch.arange(n_digit, n_digit + model.n_prior_out)])
+    out = dict(state)
+    out["out.weight"], out["out.bias"] = state["out.weight"][idx], state["out.bias"][idx]
+    return out
+
+
 def build_model(cfg: RunConfig) -> UpscaleWaveNet:
     """The backbone a run config describes (the stages its known bits leave open)."""
     from .ardm import StageMaps

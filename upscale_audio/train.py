@@ -26,7 +26,7 @@ from .checkpoint import atomic_save, make_checkpoint, read_raw
 from .config import RunConfig, to_toml
 from .data import Corpus, load_corpus
 from .errors import UserError
-from .model import build_model
+from .model import build_model, narrow_to_stages
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -117,9 +117,9 @@ def train(
     start = read_raw(init) if init is not None and resume is None else None
     if start is not None:
         old = RunConfig.from_dict(start["config"])
-        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule:
-            raise UserError(f"{init} has another model config or schedule; --init needs the same [model] "
-                            f"and ardm.schedule as --config")
+        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule or old.ardm.known_bits > cfg.ardm.known_bits:
+            raise UserError(f"{init} has another model config or schedule, or models fewer stages; --init needs "
+                            f"the same [model] and ardm.schedule as --config, and ardm.known_bits no larger")
 
     corpus = load_corpus(data, run_dir / "cache" if rank == 0 else None, quiet=quiet)
     val_corpus: Corpus | None = load_corpus(val, None, quiet=True) if val else None
@@ -135,9 +135,11 @@ def train(
     maps = ardm.StageMaps(cfg.ardm.schedule)
     tracker = policy.StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
     step, elapsed_before = 0, 0.0
-    if start is not None:
-        model.load_state_dict(start["model"])
-        ema.load_state_dict(start["model"])
+    if start is not None:  # an all-16-bit model may start a specialist for fewer stages (the rows it keeps)
+        init_stages = tuple(maps.modelled_stages(RunConfig.from_dict(start["config"]).ardm.known_bits))
+        weights = narrow_to_stages(start["model"], model, init_stages)
+        model.load_state_dict(weights)
+        ema.load_state_dict(weights)
         tracker.load_state_dict(start["tracker"])
     if resume is not None:
         tr = resume["training"]
