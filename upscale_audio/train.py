@@ -117,7 +117,8 @@ def train(
     start = read_raw(init) if init is not None and resume is None else None
     if start is not None:
         old = RunConfig.from_dict(start["config"])
-        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule or old.ardm.known_bits > cfg.ardm.known_bits:
+        narrower = old.ardm.known_bits > cfg.ardm.known_bits  # the init models fewer stages than the run
+        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule or narrower:
             raise UserError(f"{init} has another model config or schedule, or models fewer stages; --init needs "
                             f"the same [model] and ardm.schedule as --config, and ardm.known_bits no larger")
 
