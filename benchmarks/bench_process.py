@@ -8,6 +8,9 @@ median wall time, x real time and the ratio to bin-centre measured in the same r
 shared and noisy: quote ratios). Prints a table and writes JSON.
 
     python benchmarks/bench_process.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt]
+
+``--song``: instead, a 3-minute 44.1 kHz stereo "song" (held-out music_44k recordings end to end,
+one stream per channel, looped if the split is shorter) for the restore commands only.
 """
 
 from __future__ import annotations
@@ -44,17 +47,25 @@ def main() -> None:
     ap.add_argument("--slow-repeats", type=int, default=1, help="repeats of sample, compress and decompress")
     ap.add_argument("--skip", nargs="*", default=[], help="command names to leave out (e.g. sample compress)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/process.json"))
+    ap.add_argument("--song", action="store_true", help="a 3-minute 44.1 kHz stereo song, restore commands only")
     args = ap.parse_args()
-    files = pick_files(args.corpus / "speech_16k" / "heldout", args.seconds)
-    x = np.concatenate([a.samples for a in files], axis=1)[:, : int(args.seconds * 16000)]
-    seconds = x.shape[1] / 16000
+    if args.song:
+        rate, n = 44100, 180 * 44100
+        stream = np.concatenate([a.samples[0] for a in pick_files(args.corpus / "music_44k" / "heldout", 360.0)])
+        x = np.resize(stream, 2 * n).reshape(2, n)
+        args.skip = list(args.skip) + ["sample", "compress", "decompress", "info", "--help"]
+    else:
+        rate = 16000
+        files = pick_files(args.corpus / "speech_16k" / "heldout", args.seconds)
+        x = np.concatenate([a.samples for a in files], axis=1)[:, : int(args.seconds * rate)]
+    seconds = x.shape[1] / rate
     exe = [sys.executable, "-m", "upscale_audio"]
     model = ["--model", str(args.model)] if args.model else []
     rows = []
     with tempfile.TemporaryDirectory() as d:
         src16, src8 = Path(d) / "orig.wav", Path(d) / "clip8.wav"
-        sf.write(src16, x.T, 16000, subtype="PCM_16")
-        audio.write_u8(src8, x, 16000)
+        sf.write(src16, x.T, rate, subtype="PCM_16")
+        audio.write_u8(src8, x, rate)
         commands = {
             "enhance --method bin-centre": exe + ["enhance", str(src8), "-o", f"{d}/bc.wav", "-f", "-q",
                                                   "--method", "bin-centre"],
@@ -80,12 +91,14 @@ def main() -> None:
             rows.append({"command": name, "median_s": med, "runs": walls, "x_real_time": seconds / med,
                          "ratio_to_bin_centre": med / base})
             print(rows[-1], flush=True)
-    print_table(f"Whole process on {seconds:.0f} s of 16 kHz speech, median of {args.repeats} runs "
+    what = "a 44.1 kHz stereo song" if args.song else "16 kHz speech"
+    print_table(f"Whole process on {seconds:.0f} s of {what}, median of {args.repeats} runs "
                 f"({torch.get_num_threads()} threads):",
                 ["command", "median wall s", "x real time", "x bin-centre's time"],
                 [[r["command"], f"{r['median_s']:.2f}", f"{r['x_real_time']:.2f}", f"{r['ratio_to_bin_centre']:.1f}"]
                  for r in rows])
-    write_json(args.out, torch.device("cpu"), rows, seconds=seconds, model=str(args.model or "bundled"))
+    write_json(args.out, torch.device("cpu"), rows, seconds=seconds, rate=rate, channels=int(x.shape[0]),
+               model=str(args.model or "bundled"))
 
 
 if __name__ == "__main__":

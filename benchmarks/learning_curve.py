@@ -3,7 +3,7 @@
 Reads the ``log.jsonl`` of each run (validation bpd on the fixed festvox held-out crops, wall
 seconds since the run began, cumulative over resumes) and converts wall time to CPU minutes with the
 run's thread count (``train.num_threads`` in its ``config.toml``; a leg resumed with another thread
-count is given as RUN:THREADS:FROM_STEP). Writes a markdown table and a PNG. ``--what`` names what
+count is given as RUN:THREADS:FROM_STEP; a run that continues another as RUN@MINUTES). Writes a markdown table and a PNG. ``--what`` names what
 the runs' validation measures (all 16 bits by default; "festvox, low byte" for low-byte specialists).
 
     python benchmarks/learning_curve.py --runs prior=runs/campaign_prior predict=runs/cmp_predict \\
@@ -39,7 +39,8 @@ def curve(run: Path, legs: list[tuple[int, int]]) -> list[tuple[float, int, floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", required=True, help="NAME=RUN_DIR[:THREADS:FROM_STEP,...]")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="NAME=RUN_DIR[@OFFSET_MINUTES][:THREADS:FROM_STEP,...]")
     ap.add_argument("--reference", nargs="*", default=[], help="NAME=BPD horizontal lines")
     ap.add_argument("--what", default="festvox, 16 bits", help="what the runs' val_bpd measures (table, axis)")
     ap.add_argument("--png", type=Path)
@@ -50,8 +51,10 @@ def main() -> None:
         name, spec = item.split("=", 1)
         run, *leg_specs = spec.split(",")
         path, _, first = run.partition(":")
+        path, _, offset = path.partition("@")  # a run that continues another: its CPU minutes start there
         legs = [tuple(int(v) for v in ls.split(":")[::-1]) for ls in ([first] if first else []) + leg_specs]
-        curves[name] = curve(Path(path), sorted((s, th) for s, th in legs))  # type: ignore[misc]
+        pts = curve(Path(path), sorted((s, th) for s, th in legs))  # type: ignore[misc]
+        curves[name] = [(c + float(offset or 0), st, b) for c, st, b in pts]
     refs = {n: float(v) for n, v in (r.split("=", 1) for r in args.reference)}
     lines = [f"| run | CPU minutes | step | held-out bpd ({args.what}) |", "|---|---|---|---|"]
     for name, pts in curves.items():
