@@ -229,14 +229,21 @@ def test_export_then_load_restores_the_same_bits(u8_file, tmp_path, capsys, monk
     assert "training" not in torch.load(tmp_path / "e.pt", weights_only=True)
 
 
+@pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt"])
 @pytest.mark.parametrize("clip", ["speech_en_8k", "speech_ru_16k"])
-def test_the_bundled_model_loads_and_beats_bin_centre(clip: str) -> None:
-    """Guard on what ships: the bundled model restores a real clip (samples/, 1.5 s) better than
-    the bin centre does, in SNR, and keeps every known bit."""
-    from upscale_audio import checkpoint, metrics
+def test_the_bundled_model_loads_and_beats_bin_centre(clip: str, bundled: str) -> None:
+    """Guard on what ships: each bundled model restores a real clip (samples/, 1.5 s) better than
+    the bin centre does, in SNR, and keeps every known bit; 8-bit PCM goes to the low-byte one."""
+    from upscale_audio import checkpoint, intervals, metrics
     from upscale_audio.enhance import enhance_array
 
-    ckpt = checkpoint.load(None)
+    path = checkpoint.MODELS_DIR / bundled
+    assert path.is_file(), f"{path} is not installed (package data)"
+    ckpt = checkpoint.load(path)
+    if bundled == "lowbyte.pt":
+        assert ckpt.known_bits == 8
+        u_any = np.zeros((1, 4), dtype=np.int64) + 32768
+        assert checkpoint.model_for(None, *intervals.linear(u_any, 8)) == str(path)
     orig = audio.read(ROOT / "samples" / f"{clip}.16bit-original.wav")
     assert orig.samples is not None
     u = orig.u[:, : int(1.5 * orig.rate)]
@@ -246,3 +253,35 @@ def test_the_bundled_model_loads_and_beats_bin_centre(clip: str) -> None:
     centre = ((u >> 8) << 8) + 128
     gain = metrics.snr_db(ref, got - 32768) - metrics.snr_db(ref, centre - 32768)
     assert gain > 0.5, gain
+
+
+def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With a low-byte specialist bundled, 8-bit PCM goes to it and 4-bit PCM (high bits open) to the
+    all-16-bit model; --model overrides; without the specialist everything goes to the default."""
+    from upscale_audio import checkpoint, intervals
+
+    checkpoint.load_cached.cache_clear()
+    full = save_tiny_model(tmp_path / "default.pt", known_bits=0)
+    low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
+    monkeypatch.setattr(checkpoint, "BUNDLED", full)
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", low)
+    x = speechlike(3000)
+    u = x.astype(np.int64) + 32768
+    assert checkpoint.model_for(None, *intervals.linear(u, 8)) == str(low)
+    assert checkpoint.model_for(None, *intervals.linear(u, 12)) == str(low)
+    assert checkpoint.model_for(None, *intervals.linear(u, 7)) is None
+    assert checkpoint.model_for(full, *intervals.linear(u, 8)) == str(full)
+    eight, four = tmp_path / "eight.wav", tmp_path / "four.wav"
+    audio.write_u8(eight, x, 16000)
+    sf.write(four, ((u >> 12 << 12) - 32768).astype(np.int16).T, 16000, subtype="PCM_16")
+    for src, name in ((eight, "lowbyte.pt"), (four, "default.pt")):
+        code, _, err = run(["enhance", src, "--mode", "mean", "--bits", "8" if src == eight else "4"],
+                           capsys, monkeypatch)
+        assert code == 0 and f"model {name}," in err, err
+    code, _, err = run(["enhance", eight, "--mode", "mean", "--model", full, "-f"], capsys, monkeypatch)
+    assert code == 0 and "model default.pt," in err, err
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", tmp_path / "absent.pt")
+    assert checkpoint.model_for(None, *intervals.linear(u, 8)) is None
+    code, out, _ = run(["info"], capsys, monkeypatch)
+    assert code == 0 and "bundled models:   default.pt" in out and "lowbyte" not in out
+    checkpoint.load_cached.cache_clear()

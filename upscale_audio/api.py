@@ -17,20 +17,18 @@ and a transpose. Models are loaded once per path and kept (``model=None``: the b
 from __future__ import annotations
 
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from . import audio, intervals
-from .checkpoint import LoadedModel, load
+from .checkpoint import LoadedModel, load_cached, model_for
 from .enhance import enhance_intervals
 from .scoring import BpdResult, bits_per_sample
 
 
-@lru_cache(maxsize=4)
 def _model(path: str | None) -> LoadedModel:
-    return load(path)
+    return load_cached(path)
 
 
 def _as_2d(samples: np.ndarray) -> np.ndarray:
@@ -58,6 +56,8 @@ def restore(
         rate: sample rate in Hz (the model was trained on 8, 16 and 44.1 kHz).
         mode: "mean" (posterior mean, fast) or "sample" (a draw, ``steps`` calls per stage).
         method: "ardm" (the model), "bin-centre" or "zero" (no model).
+        model: a checkpoint (default: the bundled model that fits the input: the low-byte one when
+            the high byte is known, as for 8..15 bits, else the all-16-bit one).
     Returns: int16 with the shape of ``samples``.
     """
     x = _as_2d(samples)
@@ -73,7 +73,7 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm":
-        out = enhance_intervals(lo, hi, _model(None if model is None else str(model)), mode=mode, steps=steps,
+        out = enhance_intervals(lo, hi, _model(model_for(model, lo, hi)), mode=mode, steps=steps,
                                 seed=seed, rate=rate).u
     else:
         out = intervals.restore_simple(lo, hi, method)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from .policy import StepLossTracker
 FORMAT = "upscale_audio.checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
-BUNDLED = Path(__file__).parent / "models" / "default.pt"
+MODELS_DIR = Path(__file__).parent / "models"
+BUNDLED = MODELS_DIR / "default.pt"  # all 16 bits: bpd, compress, and every input the specialist cannot take
+BUNDLED_LOW_BYTE = MODELS_DIR / "lowbyte.pt"  # the low byte given the high byte: linear input of 8..15 bits
 
 
 @dataclass
@@ -178,3 +181,26 @@ def load(path: str | Path | None = None) -> LoadedModel:
     tracker.load_state_dict(ckpt["tracker"])
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
     return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha, dict(ckpt.get("policies", {})))
+
+
+@lru_cache(maxsize=4)
+def load_cached(path: str | None = None) -> LoadedModel:
+    """``load``, once per path in a process (a batch of files, the Python API)."""
+    return load(path)
+
+
+def within_one_high_byte(lo: np.ndarray, hi: np.ndarray) -> bool:
+    """Whether every interval [lo, hi) lies inside one high-byte bin: the high byte is known, so a
+    low-byte specialist can restore the input (linear depths 8..15; G.711 only when quiet)."""
+    return bool(np.all((np.asarray(lo) >> 8) == ((np.asarray(hi) - 1) >> 8)))
+
+
+def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray) -> str | None:
+    """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one; else the
+    bundled low-byte specialist when it is installed and the high byte is known everywhere, the
+    bundled all-16-bit model (None) otherwise."""
+    if path is not None:
+        return str(path)
+    if BUNDLED_LOW_BYTE.is_file() and within_one_high_byte(lo, hi):
+        return str(BUNDLED_LOW_BYTE)
+    return None

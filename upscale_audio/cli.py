@@ -98,7 +98,8 @@ def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, or directory for several inputs.")] = None,
     method: Annotated[Method, typer.Option(help="ardm (the model), bin-centre or zero.")] = Method.ardm,
-    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model that fits the input: "
+                                                    "the low-byte one for 8..15-bit PCM, else all 16 bits).")] = None,
     mode: Annotated[Mode, typer.Option(help="mean: the posterior mean (one call per open stage; best SNR and LSD); sample: a draw of the low bits.")] = Mode.mean,
     steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
     policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,
@@ -128,18 +129,20 @@ def enhance(
     from .enhance_file import RestoreOptions, restore_file
 
     opts = RestoreOptions(method.value, mode.value, _steps(steps), policy == PolicyKind.naive, bits,
-                          raw.value if raw else None, rate, seed, chunk_seconds, force)
+                          raw.value if raw else None, rate, seed, chunk_seconds, force, model)
     plan = _plan(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"),
                  suffixes=None if raw is None else {".raw", ".ul", ".ulaw", ".al", ".alaw", ".g711", ".bin"})
-    ckpt, dev = None, None
+    dev = None
     if method == Method.ardm:
-        from .checkpoint import load
+        from .checkpoint import load_cached
         from .runner import pick_device
 
-        ckpt, dev = load(model), pick_device(device)
+        if model is not None:
+            load_cached(str(model))  # a bad --model fails here, before any file
+        dev = pick_device(device)
 
     def one(src: Path, dst: Path) -> None:
-        line = restore_file(src, dst, opts, ckpt, dev, lambda total, desc: _bar(total, desc, quiet),
+        line = restore_file(src, dst, opts, dev, lambda total, desc: _bar(total, desc, quiet),
                             lambda w: None if quiet else typer.echo(w, err=True))
         if not quiet:
             typer.echo(line, err=True)

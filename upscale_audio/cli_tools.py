@@ -121,9 +121,10 @@ def compare(
 
 @app.command()
 def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None) -> None:
-    """Print the model card: size, receptive field, schedule, training data, stored policies."""
+    """Print the model card (size, receptive field, schedule, training data, stored policies) and
+    which models are bundled for which job."""
     from . import codec
-    from .checkpoint import load, read_raw
+    from .checkpoint import BUNDLED, BUNDLED_LOW_BYTE, load, read_raw
     from .enhance import SAMPLE_STEPS
 
     ckpt = load(model)
@@ -150,6 +151,10 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         "stored policies:  " + ", ".join(
             f"K={K}: {v['expected_bits']:.3f}" for K, v in read_raw(ckpt.path).get("policies", {}).items()) + " (expected bits/sample)",
     ]
+    roles = {BUNDLED: "all 16 bits: bpd, compress, enhance of other inputs",
+             BUNDLED_LOW_BYTE: "the low byte: enhance of 8..15-bit PCM"}
+    bundled = [f"{p.name} ({role})" for p, role in roles.items() if p.is_file()]
+    lines.append("bundled models:   " + ("; ".join(bundled) if bundled else "none (pass --model)"))
     typer.echo("\n".join(lines))
 
 

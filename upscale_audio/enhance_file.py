@@ -16,8 +16,6 @@ from .errors import UserError
 if TYPE_CHECKING:
     import torch
 
-    from .checkpoint import LoadedModel
-
 
 @dataclass
 class RestoreOptions:
@@ -33,15 +31,17 @@ class RestoreOptions:
     seed: int = 0
     chunk_seconds: float | None = None
     force: bool = False
+    model: Path | None = None  # None: the bundled model that fits the input (checkpoint.model_for)
 
 
 Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
 
 
-def restore_file(src: Path, dst: Path, opts: RestoreOptions, ckpt: LoadedModel | None, device: torch.device | None,
+def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.device | None,
                  bar: Bar, warn: Callable[[str], None]) -> str:
     """Restore one file into ``dst`` (written atomically); returns a one-line summary. Raises
-    UserError for an input there is nothing to do with or a model that cannot restore it."""
+    UserError for an input there is nothing to do with or a model that cannot restore it. The model
+    is ``opts.model``, else the bundled one that fits what the file knows (loaded once per process)."""
     a = audio.read_g711_raw(src, opts.raw, int(opts.rate or 0)) if opts.raw else audio.read(src)
     if a.samples is None:
         raise UserError(f"{src}: has {a.significant_bits}-bit material; this tool restores up to 16 bits "
@@ -55,9 +55,11 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, ckpt: LoadedModel |
                         "as known")
     lo, hi = known.intervals(a)
     if opts.method == "ardm":
+        from .checkpoint import load_cached, model_for
         from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
 
-        assert ckpt is not None
+        ckpt = load_cached(model_for(opts.model, lo, hi))
+        assert ckpt.path is not None
         rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
             warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
@@ -73,7 +75,8 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, ckpt: LoadedModel |
                                         progress=b.update)
         except ValueError as e:
             raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
-        out_u, info = res.u, (f"{res.stages} stage(s) x {res.calls // max(res.stages, 1)} call(s), "
+        calls = res.calls // max(res.stages, 1)
+        out_u, info = res.u, (f"model {ckpt.path.name}, {res.stages} stage(s) x {calls} call(s), "
                               f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
     else:
         out_u, info = intervals.restore_simple(lo, hi, opts.method), opts.method
