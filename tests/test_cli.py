@@ -255,12 +255,13 @@ def test_the_bundled_model_loads_and_beats_bin_centre(clip: str, bundled: str) -
     assert gain > 0.5, gain
 
 
-def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, monkeypatch, request) -> None:  # type: ignore[no-untyped-def]
     """With a low-byte specialist bundled, 8-bit PCM goes to it and 4-bit PCM (high bits open) to the
     all-16-bit model; --model overrides; without the specialist everything goes to the default."""
     from upscale_audio import checkpoint, intervals
 
     checkpoint.load_cached.cache_clear()
+    request.addfinalizer(checkpoint.load_cached.cache_clear)  # the tiny stand-ins must not outlive the test
     full = save_tiny_model(tmp_path / "default.pt", known_bits=0)
     low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
     monkeypatch.setattr(checkpoint, "BUNDLED", full)
@@ -284,4 +285,3 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     assert checkpoint.model_for(None, *intervals.linear(u, 8)) is None
     code, out, _ = run(["info"], capsys, monkeypatch)
     assert code == 0 and "bundled models:   default.pt" in out and "lowbyte" not in out
-    checkpoint.load_cached.cache_clear()

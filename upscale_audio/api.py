@@ -22,13 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from . import audio, intervals
-from .checkpoint import LoadedModel, load_cached, model_for
+from .checkpoint import load_cached, model_for
 from .enhance import enhance_intervals
 from .scoring import BpdResult, bits_per_sample
-
-
-def _model(path: str | None) -> LoadedModel:
-    return load_cached(path)
 
 
 def _as_2d(samples: np.ndarray) -> np.ndarray:
@@ -73,7 +69,7 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm":
-        out = enhance_intervals(lo, hi, _model(model_for(model, lo, hi)), mode=mode, steps=steps,
+        out = enhance_intervals(lo, hi, load_cached(model_for(model, lo, hi)), mode=mode, steps=steps,
                                 seed=seed, rate=rate).u
     else:
         out = intervals.restore_simple(lo, hi, method)
@@ -90,7 +86,7 @@ def score(
     a = audio.read(path)
     if a.samples is None or a.significant_bits < 16:
         raise ValueError(f"{path}: {a.significant_bits} significant bits; score 16-bit recordings")
-    return bits_per_sample([a.u], _model(None if model is None else str(model)), given_bits=given_bits,
+    return bits_per_sample([a.u], load_cached(None if model is None else str(model)), given_bits=given_bits,
                            given_law=given_law, steps=steps, passes=passes)
 
 
@@ -101,7 +97,7 @@ def compress(samples: np.ndarray, rate: int, *, preset: str = "default", steps: 
     from . import codec
 
     x = _as_2d(samples)
-    ckpt = _model(None if model is None else str(model))
+    ckpt = load_cached(None if model is None else str(model))
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.wav", Path(d) / "out.uad"
         audio.write(src, x, int(rate))
@@ -115,7 +111,7 @@ def decompress(data: bytes, *, model: str | Path | None = None) -> tuple[np.ndar
     """The inverse of :func:`compress`: (int16 [C, T], rate)."""
     from . import codec
 
-    ckpt = _model(None if model is None else str(model))
+    ckpt = load_cached(None if model is None else str(model))
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "in.uad"
         src.write_bytes(data)

@@ -42,6 +42,12 @@ def _n_features(cfg: ModelConfig, n_stages: int) -> int:
     return base + extra + 1 + n_stages  # + revealed mask + one-hot stage
 
 
+def output_offsets(schedule: tuple[int, ...], stages: tuple[int, ...]) -> list[int]:
+    """Where each modelled stage's 2**w digit logits start in the output layer (stages in order)."""
+    sizes = [2 ** schedule[s] for s in stages]
+    return [sum(sizes[:i]) for i in range(len(sizes))]
+
+
 class ResidualBlock(nn.Module):
     """Gated dilated conv: y = tanh(a) * sigmoid(b); residual (x + 1x1 y) / sqrt 2; skip 1x1 y."""
 
@@ -96,7 +102,7 @@ class UpscaleWaveNet(nn.Module):
         self.head = nn.Conv1d(C, C, 1)
         # one block of logits per modelled stage; offsets into the output channels
         sizes = [2 ** self.schedule[s] for s in self.stages]
-        self.out_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self.out_offsets = output_offsets(self.schedule, self.stages)
         self.max_classes = max(sizes)
         # with a prior, two more outputs: its location shift (in prior scales) and log-scale change
         self.n_prior_out = 2 if cfg.prior != "none" else 0
@@ -301,11 +307,10 @@ def narrow_to_stages(state: dict[str, torch.Tensor], model: UpscaleWaveNet, from
         return state
     if not set(model.stages) <= set(from_stages):
         raise ValueError(f"cannot narrow stages {tuple(from_stages)} to {model.stages}")
-    sizes = [2 ** model.schedule[s] for s in from_stages]
-    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    offsets = output_offsets(model.schedule, from_stages)
     rows = [torch.arange(offsets[from_stages.index(s)], offsets[from_stages.index(s)] + 2 ** model.schedule[s])
             for s in model.stages]
-    n_digit = sum(sizes)
+    n_digit = sum(2 ** model.schedule[s] for s in from_stages)
     idx = torch.cat(rows + [torch.arange(n_digit, n_digit + model.n_prior_out)])
     out = dict(state)
     out["out.weight"], out["out.bias"] = state["out.weight"][idx], state["out.bias"][idx]

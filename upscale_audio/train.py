@@ -115,8 +115,10 @@ def train(
                             "raise --max-steps to continue it or choose a new --run-dir")
 
     start = read_raw(init) if init is not None and resume is None else None
+    init_known_bits = 0
     if start is not None:
         old = RunConfig.from_dict(start["config"])
+        init_known_bits = old.ardm.known_bits
         narrower = old.ardm.known_bits > cfg.ardm.known_bits  # the init models fewer stages than the run
         if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule or narrower:
             raise UserError(f"{init} has another model config or schedule, or models fewer stages; --init needs "
@@ -137,8 +139,7 @@ def train(
     tracker = policy.StepLossTracker(cfg.ardm.schedule, cfg.ardm.tracker_bins, cfg.ardm.tracker_momentum)
     step, elapsed_before = 0, 0.0
     if start is not None:  # an all-16-bit model may start a specialist for fewer stages (the rows it keeps)
-        init_stages = tuple(maps.modelled_stages(RunConfig.from_dict(start["config"]).ardm.known_bits))
-        weights = narrow_to_stages(start["model"], model, init_stages)
+        weights = narrow_to_stages(start["model"], model, tuple(maps.modelled_stages(init_known_bits)))
         model.load_state_dict(weights)
         ema.load_state_dict(weights)
         tracker.load_state_dict(start["tracker"])
