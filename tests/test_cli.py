@@ -197,9 +197,9 @@ def test_chunk_seconds_does_not_change_the_output(u8_file, tmp_path, capsys, mon
     seen = []
     real = runner.ChunkedRunner.__init__
 
-    def spy(self, model, device, chunk=16000, max_batch=None):  # type: ignore[no-untyped-def]
+    def spy(self, model, device, chunk=16000, max_batch=None, trunk=None):  # type: ignore[no-untyped-def]
         seen.append(chunk)
-        real(self, model, device, chunk, max_batch)
+        real(self, model, device, chunk, max_batch, trunk)
 
     monkeypatch.setattr(runner.ChunkedRunner, "__init__", spy)
     code, _, err = run(["enhance", p, "--model", m, "--chunk-seconds", "0.25", "-o", tmp_path / "spy.wav"], capsys,
@@ -278,9 +278,9 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     for src, name in ((eight, "lowbyte.pt"), (four, "default.pt")):
         code, _, err = run(["enhance", src, "--mode", "mean", "--bits", "8" if src == eight else "4"],
                            capsys, monkeypatch)
-        assert code == 0 and f"model {name}," in err, err
+        assert code == 0 and f"model {name} (" in err, err
     code, _, err = run(["enhance", eight, "--mode", "mean", "--model", full, "-f"], capsys, monkeypatch)
-    assert code == 0 and "model default.pt," in err, err
+    assert code == 0 and "model default.pt (" in err, err
     monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", tmp_path / "absent.pt")
     assert checkpoint.model_for(None, *intervals.linear(u, 8)) is None
     code, out, _ = run(["info"], capsys, monkeypatch)

@@ -12,7 +12,7 @@ Lower level: ``load_model``, ``enhance_array``, ``bits_per_sample``.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "restore", "score", "compress", "decompress", "load_model", "enhance_array",
            "bits_per_sample"]

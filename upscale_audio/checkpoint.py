@@ -24,7 +24,7 @@ from .ardm import StageMaps
 from .config import RunConfig
 from .errors import UserError
 from .files import replacing
-from .model import UpscaleWaveNet, build_model
+from .model import Trunk, UpscaleWaveNet, build_model
 from .policy import StepLossTracker
 
 FORMAT = "upscale_audio.checkpoint"
@@ -46,6 +46,15 @@ class LoadedModel:
     path: Path | None = None
     sha256: str = ""
     stored_policies: dict[str, Any] = field(default_factory=dict)  # make_checkpoint's policy_table
+    _trunks: dict[str, Trunk | None] = field(default_factory=dict, repr=False)
+
+    def trunk(self, engine: str = "auto") -> Trunk | None:
+        """What runs the model's trunk on CPU (``engine.load_trunk``; None: PyTorch), once per engine."""
+        if engine not in self._trunks:
+            from .engine import load_trunk
+
+            self._trunks[engine] = load_trunk(self.path, self.sha256, engine, torch.get_num_threads())
+        return self._trunks[engine]
 
     @property
     def maps(self) -> StageMaps:

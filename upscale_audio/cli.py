@@ -93,6 +93,12 @@ class Law(str, Enum):
     alaw = "alaw"
 
 
+class Engine(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
 @app.command()
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
@@ -109,6 +115,7 @@ def enhance(
     seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 16000 samples on CPU, 20 s on GPU).")] = None,
+    engine: Annotated[Engine, typer.Option(help="What runs the network on CPU: auto (ONNX Runtime when the model has an .onnx beside it), torch or onnx.")] = Engine.auto,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
@@ -129,7 +136,7 @@ def enhance(
     from .enhance_file import RestoreOptions, restore_file
 
     opts = RestoreOptions(method.value, mode.value, _steps(steps), policy == PolicyKind.naive, bits,
-                          raw.value if raw else None, rate, seed, chunk_seconds, force, model)
+                          raw.value if raw else None, rate, seed, chunk_seconds, force, model, engine.value)
     plan = _plan(inputs, output, force, lambda p: p.with_name(p.stem + ".16bit.wav"),
                  suffixes=None if raw is None else {".raw", ".ul", ".ulaw", ".al", ".alaw", ".g711", ".bin"})
     dev = None

@@ -161,10 +161,26 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
 @app.command("export")
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (e.g. RUN_DIR/latest.pt).")],
-    out: Annotated[Path, typer.Argument(help="Where to write the inference-only model.")],
+    out: Annotated[Path | None, typer.Argument(help="Where to write the inference-only model.")] = None,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Also write the network's trunk as OUT.onnx for ONNX Runtime "
+                                                      "(faster CPU restores; needs: pip install onnx). Without OUT: "
+                                                      "only the .onnx of CHECKPOINT.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f")] = False,
 ) -> None:
-    """Strip training state from a checkpoint (EMA weights, config, policies remain)."""
-    from .checkpoint import export
+    """Strip training state from a checkpoint (EMA weights, config, policies remain); --onnx: its
+    ONNX trunk beside it."""
+    from .checkpoint import export, load
+    from .engine import export_onnx, onnx_path
 
-    export(checkpoint, out, force)
+    if out is None and not onnx:
+        fatal("give OUT (the inference-only model to write), or --onnx to write only CHECKPOINT's .onnx")
+    if out is not None:
+        export(checkpoint, out, force)
+    if onnx:
+        target = out if out is not None else checkpoint
+        dst = onnx_path(target)
+        if dst.exists() and not force:
+            fatal(f"{dst}: exists; use --force to overwrite")
+        ckpt = load(target)
+        export_onnx(ckpt.model, ckpt.sha256, dst)
+        typer.echo(f"wrote {dst}", err=True)

@@ -76,15 +76,18 @@ def enhance_intervals(
     chunk: int | None = None,
     rate: int = 16000,
     progress: Callable[[int], None] | None = None,
+    engine: str = "auto",
 ) -> EnhanceResult:
     """Restore every sample inside its known interval [iv_lo, iv_hi) (int [C, T], offset binary).
 
     ``steps``: network calls per stage (int), "full" (one position per call) or None
-    (``SAMPLE_STEPS``). Channels are folded into the batch.
+    (``SAMPLE_STEPS``). Channels are folded into the batch. ``engine``: what runs the trunk on CPU
+    (``engine.load_trunk``: auto, torch or onnx).
     """
     stages = open_stages(ckpt, iv_lo, iv_hi)
     device = device or torch.device("cpu")
-    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(rate, device))
+    trunk = ckpt.trunk(engine) if device.type == "cpu" else None
+    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(rate, device), trunk=trunk)
     if steps == "full":
         policies = None
     else:

@@ -32,6 +32,7 @@ class RestoreOptions:
     chunk_seconds: float | None = None
     force: bool = False
     model: Path | None = None  # None: the bundled model that fits the input (checkpoint.model_for)
+    engine: str = "auto"  # what runs the network's trunk on CPU: auto, torch or onnx (engine.py)
 
 
 Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
@@ -72,11 +73,13 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.devic
             with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
                 res = enhance_intervals(lo, hi, ckpt, mode=opts.mode, steps=opts.steps, naive=opts.naive,
                                         key=file_key(opts.seed, src), device=device, chunk=chunk, rate=a.rate,
-                                        progress=b.update)
+                                        progress=b.update, engine=opts.engine)
         except ValueError as e:
             raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
         calls = res.calls // max(res.stages, 1)
-        out_u, info = res.u, (f"model {ckpt.path.name}, {res.stages} stage(s) x {calls} call(s), "
+        on_cpu = device is None or device.type == "cpu"
+        engine = "onnx" if on_cpu and ckpt.trunk(opts.engine) is not None else "torch"
+        out_u, info = res.u, (f"model {ckpt.path.name} ({engine}), {res.stages} stage(s) x {calls} call(s), "
                               f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
     else:
         out_u, info = intervals.restore_simple(lo, hi, opts.method), opts.method

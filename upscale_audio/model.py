@@ -23,6 +23,7 @@ Shapes: B batch, T time, C channels, W = 2**(widest modelled stage).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,8 @@ from .features import CLIP, predictor_features
 
 OUTPUT_SCALE = 0.1  # the prior model's output layer acts at a tenth of the backbone's step size
 CORRECTION = 4.0  # the network moves the prior by at most this many scales, and its log-scale by this much
+# What runs UpscaleWaveNet.trunk: (feats [B, F, T], value long [B, T], temb [B, 4C]) -> z [B, C, T]
+Trunk = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
@@ -210,7 +213,7 @@ class UpscaleWaveNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(
         self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
-        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None,
+        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None, trunk: Trunk | None = None,
     ) -> torch.Tensor:
         """Digit logits of each example's stage.
 
@@ -220,19 +223,21 @@ class UpscaleWaveNet(nn.Module):
             stage: long [B], stage index (into the full schedule) of each example.
             t_frac: float [B], global step as a fraction: (stage + t / D) / n_stages.
             iv_lo, iv_hi: long [B, T], the input's known interval [lo, hi) per sample (None: nothing).
+            trunk: what runs :meth:`trunk` (None: this module; inference may pass an ONNX Runtime
+                session of the same weights, ``engine.py``).
         Returns:
             float [B, T, W]; classes beyond 2**width of an example's stage are -inf. With a prior,
             its digit log-probabilities plus the network's logits (-inf where the interval excludes).
         """
         if self.cfg.prior == "none":
             feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi)
-            return self.forward_features(feats, value, stage, t_frac)
+            return self.forward_features(feats, value, stage, t_frac, trunk)
         mu, sigma = self.prior_of(value, revealed, stage, iv_lo, iv_hi)
         feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi, (mu, sigma))
         # the output enters scaled down: with Adam the step size of the output layer is what moves a
         # sharp prior, and at the backbone's learning rate early noisy steps undo it (measured: the
         # training bpd rose from 9.0 to 11.8 in the first 100 steps at full scale)
-        out = OUTPUT_SCALE * self.forward_features(feats, value, stage, t_frac)  # [B, T, W + 2]
+        out = OUTPUT_SCALE * self.forward_features(feats, value, stage, t_frac, trunk)  # [B, T, W + 2]
         logits, shift, log_scale = out[..., :-2], out[..., -2], out[..., -1]
         low = self.lows[stage][:, None]
         past = (value >> (low + self.widths[stage][:, None])) << (low + self.widths[stage][:, None])
@@ -247,8 +252,17 @@ class UpscaleWaveNet(nn.Module):
         return logits.float() + prior_lp
 
     def forward_features(
-        self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor
+        self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
+        trunk: Trunk | None = None,
     ) -> torch.Tensor:
+        """Logits of each example's stage from its features: the trunk, then the stage's output rows."""
+        z = (trunk or self.trunk)(feats, value, self.step_embedding(t_frac))
+        return self._stage_logits(z, stage)
+
+    def trunk(self, feats: torch.Tensor, value: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """Everything between the features and the output layer: the input conv, the top-byte
+        embedding, the residual blocks and the head. feats [B, F, T], value long [B, T], temb
+        [B, 4C] (``step_embedding``) -> z [B, C, T]."""
         # the input layer runs in float32 even under autocast: bf16 would round away the low bits
         with torch.autocast(feats.device.type, enabled=False):
             h = self.input_conv(feats.float())
@@ -256,44 +270,44 @@ class UpscaleWaveNet(nn.Module):
             top = (value >> 8).clamp(0, 255)
             h = h + self.embed_proj(self.top_embed(top).transpose(1, 2)).float()
         h = F.relu(h)
-        temb = self.step_embedding(t_frac)
         skip = torch.zeros_like(h)
         for i, block in enumerate(self.blocks):
             h, s = block(h, temb, last=i == len(self.blocks) - 1)
             skip = skip + s
-        z = F.relu(self.head(F.relu(skip / math.sqrt(len(self.blocks)))))  # [B, C, T]
-        return self._stage_logits(z, stage)
+        return F.relu(self.head(F.relu(skip / math.sqrt(len(self.blocks)))))  # [B, C, T]
 
     def _stage_logits(self, z: torch.Tensor, stage: torch.Tensor) -> torch.Tensor:
         """The output layer for each example's stage -> [B, T, W] (-inf padded), then the prior's
         two correction channels when there is a prior ([B, T, W + 2])."""
+        zt = z.transpose(1, 2)  # [B, T, C]: the 1x1 output layer as a matmul gives [B, T, W] contiguous
         if self.n_prior_out:
             assert self.out.bias is not None
             n = self.out.out_channels - 2
-            corr = F.conv1d(z, self.out.weight[n:], self.out.bias[n:]).transpose(1, 2)
-            return torch.cat([self._digit_logits(z, stage, n), corr], -1)
-        return self._digit_logits(z, stage, self.out.out_channels)
+            corr = F.linear(zt, self.out.weight[n:, :, 0], self.out.bias[n:])
+            return torch.cat([self._digit_logits(zt, stage, n), corr], -1)
+        return self._digit_logits(zt, stage, self.out.out_channels)
 
-    def _digit_logits(self, z: torch.Tensor, stage: torch.Tensor, n_out: int) -> torch.Tensor:
-        B, _, T = z.shape
-        assert self.out.bias is not None
+    def _digit_logits(self, zt: torch.Tensor, stage: torch.Tensor, n_out: int) -> torch.Tensor:
+        """zt [B, T, C] -> the stage's digit logits [B, T, W] (the output layer's rows of that stage)."""
+        B, T, _ = zt.shape
+        w, b = self.out.weight[:, :, 0], self.out.bias
+        assert b is not None
         if len(self.stages) == 1:
-            return F.conv1d(z, self.out.weight[:n_out], self.out.bias[:n_out]).transpose(1, 2)
+            return F.linear(zt, w[:n_out], b[:n_out])
         first = int(stage[0])
         if bool((stage == first).all()) and self.schedule[first] == max(self.schedule[s] for s in self.stages):
             # one stage in the whole batch (inference): compute only its rows of the output layer
             i = self.stages.index(first)
             rows = slice(self.out_offsets[i], self.out_offsets[i] + 2 ** self.schedule[first])
-            assert self.out.bias is not None
-            return F.conv1d(z, self.out.weight[rows], self.out.bias[rows]).transpose(1, 2)
-        out = F.conv1d(z, self.out.weight[:n_out], self.out.bias[:n_out])
-        res = out.new_full((B, self.max_classes, T), float("-inf"))
+            return F.linear(zt, w[rows], b[rows])
+        out = F.linear(zt, w[:n_out], b[:n_out])  # [B, T, n_out]
+        res = out.new_full((B, T, self.max_classes), float("-inf"))
         for i, s in enumerate(self.stages):
             sel = stage == s
             if sel.any():
                 n = 2 ** self.schedule[s]
-                res[sel, :n] = out[sel, self.out_offsets[i] : self.out_offsets[i] + n]
-        return res.transpose(1, 2)
+                res[sel, :, :n] = out[sel, :, self.out_offsets[i] : self.out_offsets[i] + n]
+        return res
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -25,7 +25,7 @@ import torch
 
 from . import ardm
 from .errors import UserError
-from .model import UpscaleWaveNet
+from .model import Trunk, UpscaleWaveNet
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -76,8 +76,10 @@ def batches(ws: list[Window], max_batch: int) -> Iterator[list[Window]]:
 class ChunkedRunner:
     """Runs a model over long sequences in chunks. ``chunk``: core samples per window."""
 
-    def __init__(self, model: UpscaleWaveNet, device: torch.device, chunk: int = 16000, max_batch: int | None = None):
+    def __init__(self, model: UpscaleWaveNet, device: torch.device, chunk: int = 16000, max_batch: int | None = None,
+                 trunk: Trunk | None = None):
         self.model = model.eval().to(device)
+        self.trunk = trunk  # None: the model's own (PyTorch); else e.g. an engine.OnnxTrunk
         self.device = device
         self.halo = model.receptive_field() // 2
         self.chunk = max(1, int(chunk))
@@ -95,7 +97,7 @@ class ChunkedRunner:
         lo = torch.from_numpy(iv_lo).to(self.device) if iv_lo is not None else None
         hi = torch.from_numpy(iv_hi).to(self.device) if iv_hi is not None else None
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            return self.model(v, r, st, tf, lo, hi).float()
+            return self.model(v, r, st, tf, lo, hi, trunk=self.trunk).float()
 
     def map_chunks(
         self,
