@@ -2,10 +2,11 @@
 
 A 60 s clip of held-out festvox speech (16 kHz mono, its 8-bit truncation) is restored by
 ``enhance --method bin-centre`` (no model: start-up and I/O), ``enhance`` (the default, the
-posterior mean) and ``enhance --mode sample`` (K calls per stage), and its 16-bit original is
-compressed and decompressed; each command runs ``--repeats`` times in a fresh process. Reports the
-median wall time, x real time and the ratio to bin-centre measured in the same run (this machine is
-shared and noisy: quote ratios). Prints a table and writes JSON.
+posterior mean; the network's trunk under ONNX Runtime), the same with ``--engine torch`` and
+``enhance --mode sample`` (K calls per stage), and its 16-bit original is compressed and
+decompressed; each command runs ``--repeats`` times in a fresh process. Reports the median wall
+time, x real time and the ratio to bin-centre measured in the same run (this machine is shared and
+noisy: quote ratios). Prints a table and writes JSON.
 
     python benchmarks/bench_process.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt]
 
@@ -70,6 +71,8 @@ def main() -> None:
             "enhance --method bin-centre": exe + ["enhance", str(src8), "-o", f"{d}/bc.wav", "-f", "-q",
                                                   "--method", "bin-centre"],
             "enhance (default: mean)": exe + ["enhance", str(src8), "-o", f"{d}/m.wav", "-f", "-q", *model],
+            "enhance --engine torch (mean, PyTorch only)": exe + ["enhance", str(src8), "-o", f"{d}/mt.wav", "-f",
+                                                                  "-q", "--engine", "torch", *model],
             f"enhance --mode sample (K={args.sample_steps})": exe + [
                 "enhance", str(src8), "-o", f"{d}/s.wav", "-f", "-q", "--mode", "sample", "--steps",
                 str(args.sample_steps), *model],

@@ -125,6 +125,7 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
     which models are bundled for which job."""
     from . import codec
     from .checkpoint import BUNDLED, BUNDLED_LOW_BYTE, load, read_raw
+    from .engine import onnx_path
     from .enhance import SAMPLE_STEPS
 
     ckpt = load(model)
@@ -151,6 +152,13 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         "stored policies:  " + ", ".join(
             f"K={K}: {v['expected_bits']:.3f}" for K, v in read_raw(ckpt.path).get("policies", {}).items()) + " (expected bits/sample)",
     ]
+    onnx = onnx_path(ckpt.path)
+    engine = "PyTorch (no .onnx beside the model; 'upscale-audio export --onnx' writes one)"
+    if ckpt.trunk("auto") is not None:
+        engine = f"ONNX Runtime for the trunk ({onnx.name}), PyTorch for the rest; compress, decompress, bpd: PyTorch"
+    elif onnx.is_file():
+        engine = f"PyTorch ({onnx.name} is from another checkpoint or onnxruntime is missing)"
+    lines.append(f"CPU engine:       {engine}")
     roles = {BUNDLED: "all 16 bits: bpd, compress, enhance of other inputs",
              BUNDLED_LOW_BYTE: "the low byte: enhance of 8..15-bit PCM"}
     bundled = [f"{p.name} ({role})" for p, role in roles.items() if p.is_file()]
