@@ -104,3 +104,41 @@ def test_a_specialist_narrowed_from_an_all_16_bit_model_gives_its_low_byte_logit
         torch.testing.assert_close(low(value, revealed, stage, t_frac), full(value, revealed, stage, t_frac))
     with pytest.raises(ValueError):
         narrow_to_stages(low.state_dict(), full, low.stages)
+
+
+def _g711_intervals(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from upscale_audio import intervals
+
+    lo, hi = intervals.g711_of_u(u.numpy(), "ulaw")
+    return torch.from_numpy(lo), torch.from_numpy(hi)
+
+
+def test_the_width_input_is_the_log_width_of_what_is_known() -> None:
+    """Last feature: log2(hi - lo) / 16 of the G.711 bin intersected with the digits known so far."""
+    m = build_model(tiny_config(schedule=(8, 8), known_bits=0).replace("model", interval_width=True)).eval()
+    value, revealed, stage, _ = _inputs(2, 400, stage=1)
+    lo, hi = _g711_intervals(value)
+    feats, _ = m.features(value, revealed, stage, lo, hi)
+    assert feats.shape[1] == m.input_conv.in_channels
+    klo, khi = m.current_interval(value, revealed, stage, lo, hi)
+    torch.testing.assert_close(feats[:, -1], torch.log2((khi - klo).float()) / 16)
+    assert float(feats[:, -1].min()) == 0.0 and float(feats[:, -1].max()) > 0.3  # revealed: width 1; wide bins
+
+
+def test_widening_an_init_with_the_width_input_keeps_its_logits() -> None:
+    """``widen_inputs`` gives the new input a zero column: the widened model scores exactly what the
+    original did, intervals included; a shape it cannot widen is refused."""
+    from upscale_audio.model import widen_inputs
+
+    cfg = tiny_config(schedule=(8, 8), known_bits=0)
+    old = build_model(cfg).eval()
+    with torch.no_grad():
+        old.out.weight.normal_(0, 0.3)
+    new = build_model(cfg.replace("model", interval_width=True)).eval()
+    new.load_state_dict(widen_inputs(old.state_dict(), new))
+    value, revealed, stage, t_frac = _inputs(2, 300, stage=0)
+    lo, hi = _g711_intervals(value)
+    with torch.no_grad():
+        torch.testing.assert_close(new(value, revealed, stage, t_frac, lo, hi), old(value, revealed, stage, t_frac, lo, hi))
+    with pytest.raises(ValueError):
+        widen_inputs(old.state_dict(), build_model(tiny_config(features="plain").replace("model", interval_width=True)))

@@ -38,6 +38,10 @@ class ModelConfig:
     # paper's input). The last two are kept to measure the difference (benchmarks/).
     features: str = "predict"
     smooth_width: int = 9  # moving-average width for the detail feature
+    # One more input: log2 of the width of what is known of each sample at this step (its interval
+    # intersected with the digits known so far) / 16. Without it the network sees only the centre,
+    # and cannot tell a G.711 bin 2 units wide from one 1024 wide (issue 13).
+    interval_width: bool = False
     # The classical prior each stage starts from (prior.py): "none" (digit softmax only) or "lmmse"
     # (locally fitted two-sided interpolator; the network adds logits and corrects its location and
     # scale, all from a zero-initialised output layer).

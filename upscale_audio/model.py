@@ -42,7 +42,8 @@ Trunk = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
     base = {"plain": 1, "embed": 1, "scaled": 5, "predict": 8}[cfg.features]
     extra = 4 if cfg.prior != "none" else 0  # interval centre and width, prior location and scale
-    return base + extra + 1 + n_stages  # + revealed mask + one-hot stage
+    width = 1 if cfg.interval_width else 0  # the known interval's log-width, last
+    return base + extra + 1 + n_stages + width  # + revealed mask + one-hot stage
 
 
 def output_offsets(schedule: tuple[int, ...], stages: tuple[int, ...]) -> list[int]:
@@ -162,6 +163,8 @@ class UpscaleWaveNet(nn.Module):
                 torch.log2(sigma.clamp(min=0.25)) / 16,
             ], 1)
             feats = torch.cat([feats[:, :-1 - self.n_stages], extra, feats[:, -1 - self.n_stages:]], 1)
+        if self.cfg.interval_width:
+            feats = torch.cat([feats, torch.log2((hi - lo).clamp(min=1).float())[:, None] / 16], 1)
         return feats, x_hat
 
     def prior_of(
@@ -311,6 +314,21 @@ class UpscaleWaveNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def widen_inputs(state: dict[str, torch.Tensor], model: UpscaleWaveNet) -> dict:
+    """A state dict of a model without the interval-width input (``model.interval_width``) for
+    ``model``, which has it: the input conv gets a zero column for it, so the widened model computes
+    exactly what the original did until training moves that column."""
+    w = state["input_conv.weight"]  # [C, F, k]
+    n_in = model.input_conv.in_channels
+    if w.shape[1] == n_in:
+        return state
+    if w.shape[1] != n_in - 1 or not model.cfg.interval_width:
+        raise ValueError(f"cannot widen {w.shape[1]} input features to {n_in}")
+    out = dict(state)
+    out["input_conv.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 1, w.shape[2])], 1)
+    return out
 
 
 def narrow_to_stages(state: dict[str, torch.Tensor], model: UpscaleWaveNet, from_stages: tuple[int, ...]) -> dict:

@@ -8,6 +8,7 @@ averages gradients, rank 0 logs and writes checkpoints. The run dir holds ``conf
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from .checkpoint import atomic_save, make_checkpoint, read_raw
 from .config import RunConfig, to_toml
 from .data import Corpus, load_corpus
 from .errors import UserError
-from .model import build_model, narrow_to_stages
+from .model import build_model, narrow_to_stages, widen_inputs
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -120,9 +121,13 @@ def train(
         old = RunConfig.from_dict(start["config"])
         init_known_bits = old.ardm.known_bits
         narrower = old.ardm.known_bits > cfg.ardm.known_bits  # the init models fewer stages than the run
-        if old.model != cfg.model or old.ardm.schedule != cfg.ardm.schedule or narrower:
+        # the one model change an init may take: gaining the interval-width input (a zero column)
+        same_model = dataclasses.replace(old.model, interval_width=cfg.model.interval_width) == cfg.model and \
+            old.model.interval_width <= cfg.model.interval_width
+        if not same_model or old.ardm.schedule != cfg.ardm.schedule or narrower:
             raise UserError(f"{init} has another model config or schedule, or models fewer stages; --init needs "
-                            f"the same [model] and ardm.schedule as --config, and ardm.known_bits no larger")
+                            f"the same [model] (model.interval_width may be switched on) and ardm.schedule as "
+                            f"--config, and ardm.known_bits no larger")
 
     corpus = load_corpus(data, run_dir / "cache" if rank == 0 else None, quiet=quiet)
     val_corpus: Corpus | None = load_corpus(val, None, quiet=True) if val else None
@@ -140,6 +145,7 @@ def train(
     step, elapsed_before = 0, 0.0
     if start is not None:  # an all-16-bit model may start a specialist for fewer stages (the rows it keeps)
         weights = narrow_to_stages(start["model"], model, tuple(maps.modelled_stages(init_known_bits)))
+        weights = widen_inputs(weights, model)
         model.load_state_dict(weights)
         ema.load_state_dict(weights)
         tracker.load_state_dict(start["tracker"])
