@@ -139,6 +139,7 @@ def test_widening_an_init_with_the_width_input_keeps_its_logits() -> None:
     value, revealed, stage, t_frac = _inputs(2, 300, stage=0)
     lo, hi = _g711_intervals(value)
     with torch.no_grad():
-        torch.testing.assert_close(new(value, revealed, stage, t_frac, lo, hi), old(value, revealed, stage, t_frac, lo, hi))
+        want = old(value, revealed, stage, t_frac, lo, hi)
+        torch.testing.assert_close(new(value, revealed, stage, t_frac, lo, hi), want)
     with pytest.raises(ValueError):
         widen_inputs(old.state_dict(), build_model(tiny_config(features="plain").replace("model", interval_width=True)))
