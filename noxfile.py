@@ -51,6 +51,7 @@ def bench(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("python", "benchmarks/bench_bits.py")
     session.run("python", "benchmarks/bench_throughput.py", "--config", "configs/default.toml")
+    session.run("python", "benchmarks/bench_engine.py")
     corpus = os.environ.get("UPSCALE_AUDIO_CORPUS", os.path.expanduser("~/.cache/upscale-audio-corpus/corpus"))
     if os.path.isdir(corpus):
         session.run("python", "benchmarks/bench_process.py", "--corpus", corpus)
