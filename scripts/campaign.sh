@@ -16,8 +16,10 @@
 #   g711          the shipped all-16-bit model fine-tuned for known intervals (issue 13): three
 #                 quarters of the rows conditioned (a quarter each linear 4..12 bits, mu-law, A-law),
 #                 half of the rows at t = 0 (the call `--mode mean` reads), lr 1e-4, seed 4
-#   g711w         g711 continued with the interval-width input (model.interval_width: the network
-#                 sees how wide each sample's known interval is; a zero column at the start), seed 5
+#   g711i         g711 continued with the interval features (model.interval_features: the network
+#                 sees where each sample's known interval lies in the stage's range and how wide it
+#                 is; the width input starts as a zero column), lr 2e-4, seed 5 (a 10-minute start
+#                 with the width input alone, g711w, was dropped)
 #
 #   bash scripts/campaign.sh start [THREADS] [LEG]   # resume in the background (nohup), default 2 threads
 #   bash scripts/campaign.sh stop [LEG]              # SIGTERM: the run finishes its step, writes a checkpoint
@@ -49,10 +51,10 @@ case "${1:-status}" in
       lowbyte_t0) LEG_SET=(--set ardm.known_bits=8 --set ardm.t_zero_share=0.5 --set train.lr=1e-4 --set train.seed=3)
                   INIT=campaign/lowbyte/latest.pt ;;
       g711) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=1e-4 --set train.seed=4) ;;
-      g711w) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=1e-4 --set train.seed=5
-                      --set model.interval_width=true)
+      g711i) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=2e-4 --set train.seed=5
+                      --set model.interval_features=true)
              INIT=campaign/g711/latest.pt ;;
-      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711w)" >&2; exit 2 ;;
+      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711i)" >&2; exit 2 ;;
     esac
     mkdir -p "$RUN"
     if [ ! -f "$RUN/latest.pt" ] && [ -f "$SAVED/latest.pt" ]; then

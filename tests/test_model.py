@@ -113,33 +113,50 @@ def _g711_intervals(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(lo), torch.from_numpy(hi)
 
 
-def test_the_width_input_is_the_log_width_of_what_is_known() -> None:
-    """Last feature: log2(hi - lo) / 16 of the G.711 bin intersected with the digits known so far."""
-    m = build_model(tiny_config(schedule=(8, 8), known_bits=0).replace("model", interval_width=True)).eval()
+def test_the_interval_features_are_the_centre_position_and_log_width_of_what_is_known() -> None:
+    """With interval_features: the position input is where the centre of (G.711 bin intersected
+    with the digits known so far) lies in the stage's range, at every position; the last input is
+    log2 of its width / 16. Without: the position is the revealed digit's, 0 where unrevealed."""
+    cfg = tiny_config(schedule=(8, 8), known_bits=0)
+    m = build_model(cfg.replace("model", interval_features=True)).eval()
+    plain = build_model(cfg).eval()
     value, revealed, stage, _ = _inputs(2, 400, stage=1)
     lo, hi = _g711_intervals(value)
-    feats, _ = m.features(value, revealed, stage, lo, hi)
-    assert feats.shape[1] == m.input_conv.in_channels
+    feats, x_hat = m.features(value, revealed, stage, lo, hi)
+    assert feats.shape[1] == m.input_conv.in_channels == plain.input_conv.in_channels + 1
     klo, khi = m.current_interval(value, revealed, stage, lo, hi)
     torch.testing.assert_close(feats[:, -1], torch.log2((khi - klo).float()) / 16)
     assert float(feats[:, -1].min()) == 0.0 and float(feats[:, -1].max()) > 0.3  # revealed: width 1; wide bins
+    position = 6  # after x_hat / 32768 - 1 and the five predictions
+    torch.testing.assert_close(feats[:, position], 2 * torch.remainder((klo + khi).float() / 2, 256) / 256 - 1)
+    old, _ = plain.features(value, revealed, stage, lo, hi)
+    assert bool((old[:, position][revealed == 0] == 0).all())
+    torch.testing.assert_close(old[:, position][revealed > 0], feats[:, position][revealed > 0])
 
 
-def test_widening_an_init_with_the_width_input_keeps_its_logits() -> None:
-    """``widen_inputs`` gives the new input a zero column: the widened model scores exactly what the
-    original did, intervals included; a shape it cannot widen is refused."""
+def test_widening_an_init_with_the_interval_features_keeps_its_linear_pcm_logits() -> None:
+    """``widen_inputs`` gives the width input a zero column: for linear PCM of whole stages (and no
+    interval) the widened model scores exactly what the original did; a shape it cannot widen is
+    refused."""
+    from upscale_audio import intervals
     from upscale_audio.model import widen_inputs
 
     cfg = tiny_config(schedule=(8, 8), known_bits=0)
     old = build_model(cfg).eval()
     with torch.no_grad():
         old.out.weight.normal_(0, 0.3)
-    new = build_model(cfg.replace("model", interval_width=True)).eval()
+    new = build_model(cfg.replace("model", interval_features=True)).eval()
     new.load_state_dict(widen_inputs(old.state_dict(), new))
-    value, revealed, stage, t_frac = _inputs(2, 300, stage=0)
-    lo, hi = _g711_intervals(value)
-    with torch.no_grad():
-        want = old(value, revealed, stage, t_frac, lo, hi)
-        torch.testing.assert_close(new(value, revealed, stage, t_frac, lo, hi), want)
+    for stage, known in ((0, None), (1, 8)):
+        value, revealed, st, t_frac = _inputs(2, 300, stage=stage)
+        if stage == 0:  # what a call of the first stage sees: unrevealed samples have no digits yet
+            value = torch.where(revealed > 0, value, 0)
+        lo = hi = None
+        if known is not None:
+            lo_np, hi_np = intervals.linear(value.numpy(), known)
+            lo, hi = torch.from_numpy(lo_np), torch.from_numpy(hi_np)
+        with torch.no_grad():
+            want = old(value, revealed, st, t_frac, lo, hi)
+            torch.testing.assert_close(new(value, revealed, st, t_frac, lo, hi), want)
     with pytest.raises(ValueError):
-        widen_inputs(old.state_dict(), build_model(tiny_config(features="plain").replace("model", interval_width=True)))
+        widen_inputs(build_model(tiny_config(features="plain")).state_dict(), new)

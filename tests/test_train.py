@@ -86,11 +86,11 @@ def test_init_starts_a_low_byte_specialist_from_an_all_16_bit_model(data: Path, 
         train(full, [data], tmp_path / "c", quiet=True, init=tmp_path / "b" / "latest.pt")
 
 
-def test_init_may_switch_on_the_interval_width_input_but_not_off(data: Path, tmp_path: Path) -> None:
+def test_init_may_switch_on_the_interval_features_input_but_not_off(data: Path, tmp_path: Path) -> None:
     """The widened model starts with a zero column for the new input (test_model checks the logits)."""
     train(load_config(TINY, ["train.max_steps=5", "train.lr=1e-2"]), [data], tmp_path / "a", quiet=True)
     init = tmp_path / "a" / "latest.pt"
-    wide = load_config(TINY, ["train.max_steps=0", "model.interval_width=true"])
+    wide = load_config(TINY, ["train.max_steps=0", "model.interval_features=true"])
     train(wide, [data], tmp_path / "b", quiet=True, init=init)
     a, b = checkpoint.load(init), checkpoint.load(tmp_path / "b" / "latest.pt")
     wa, wb = a.model.input_conv.weight, b.model.input_conv.weight

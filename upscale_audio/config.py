@@ -38,10 +38,12 @@ class ModelConfig:
     # paper's input). The last two are kept to measure the difference (benchmarks/).
     features: str = "predict"
     smooth_width: int = 9  # moving-average width for the detail feature
-    # One more input: log2 of the width of what is known of each sample at this step (its interval
-    # intersected with the digits known so far) / 16. Without it the network sees only the centre,
-    # and cannot tell a G.711 bin 2 units wide from one 1024 wide (issue 13).
-    interval_width: bool = False
+    # The network sees each sample's known interval at the scale of the stage (issue 13): where the
+    # centre of what is known lies in the stage's digit range, for every position (without it, only
+    # for revealed ones: an unrevealed sample was assumed to sit at the middle, true only for linear
+    # PCM of whole stages), and one more input, log2 of the interval's width / 16 (without it a
+    # G.711 bin 2 units wide looks like one 1024 wide).
+    interval_features: bool = False
     # The classical prior each stage starts from (prior.py): "none" (digit softmax only) or "lmmse"
     # (locally fitted two-sided interpolator; the network adds logits and corrects its location and
     # scale, all from a zero-initialised output layer).
@@ -184,6 +186,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("model.channels must be >= 2, model.blocks and model.embed_dim >= 1")
     if cfg.model.features not in ("predict", "scaled", "embed", "plain"):
         raise UserError(f"model.features must be predict, scaled, embed or plain; got {cfg.model.features!r}")
+    if cfg.model.interval_features and cfg.model.features != "predict":
+        raise UserError("model.interval_features needs model.features = \"predict\"")
     if cfg.model.kernel_size % 2 != 1 or cfg.model.smooth_width % 2 != 1:
         raise UserError("model.kernel_size and model.smooth_width must be odd")
     if cfg.data.crop < 2 or cfg.train.batch_size < 1:

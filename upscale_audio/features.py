@@ -9,7 +9,8 @@ CLIP = 8.0  # offsets are clipped to +-8 bins of the stage's range
 
 
 def predictor_features(x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, low: torch.Tensor,
-                       width: torch.Tensor, smooth_width: int) -> list[torch.Tensor]:
+                       width: torch.Tensor, smooth_width: int,
+                       centre: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Local predictions of each sample from its neighbours, as (prediction - x_hat) / range.
 
     x_hat float [B, T] (unknown bits at their bin centre), value long [B, T], revealed float [B, T],
@@ -21,6 +22,11 @@ def predictor_features(x_hat: torch.Tensor, value: torch.Tensor, revealed: torch
         interp  (x[n-1] + x[n+1]) / 2          cubic  (-x[n-2] + 9 x[n-1] + 9 x[n+1] - x[n+2]) / 16
         left    2 x[n-1] - x[n-2]              right  2 x[n+1] - x[n+2]
         smooth  moving average over smooth_width samples
+
+    and where the sample lies in the stage's range, in [-1, 1): the revealed digit's bin centre
+    (0 elsewhere), or, given ``centre`` float [B, T] ((lo + hi) / 2 of what is known), that centre
+    at every position (the same numbers for revealed positions and for linear PCM of whole stages;
+    for G.711 bins the unrevealed centre moves), then log2 of the stage's range / 16.
     """
     scale = torch.pow(2.0, (low + width).float())
     k = max(smooth_width // 2, 2)
@@ -39,6 +45,10 @@ def predictor_features(x_hat: torch.Tensor, value: torch.Tensor, revealed: torch
         2 * at(1) - at(2),
         smooth,
     ]
-    within = torch.remainder(value.float(), scale) + torch.pow(2.0, low.float()) / 2
+    if centre is not None:
+        position = 2.0 * torch.remainder(centre, scale) / scale - 1.0
+    else:
+        within = torch.remainder(value.float(), scale) + torch.pow(2.0, low.float()) / 2
+        position = revealed * (2.0 * within / scale - 1.0)
     out = [((q - x_hat) / scale).clamp(-CLIP, CLIP) for q in preds]
-    return out + [revealed * (2.0 * within / scale - 1.0), torch.log2(scale).expand_as(x_hat) / 16]
+    return out + [position, torch.log2(scale).expand_as(x_hat) / 16]

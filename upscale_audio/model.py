@@ -42,7 +42,7 @@ Trunk = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
     base = {"plain": 1, "embed": 1, "scaled": 5, "predict": 8}[cfg.features]
     extra = 4 if cfg.prior != "none" else 0  # interval centre and width, prior location and scale
-    width = 1 if cfg.interval_width else 0  # the known interval's log-width, last
+    width = 1 if cfg.interval_features else 0  # the known interval's log-width, last
     return base + extra + 1 + n_stages + width  # + revealed mask + one-hot stage
 
 
@@ -151,7 +151,8 @@ class UpscaleWaveNet(nn.Module):
         known, the exact value once known)."""
         lo, hi = self.current_interval(value, revealed, stage, iv_lo, iv_hi)
         x_hat = (lo + (hi - lo) // 2).float()
-        feats = self.features_from_xhat(x_hat, value, revealed, stage)
+        centre = (lo + hi).float() / 2 if self.cfg.interval_features else None
+        feats = self.features_from_xhat(x_hat, value, revealed, stage, centre)
         if prior is not None:
             low = self.lows[stage][:, None]
             scale = torch.pow(2.0, (low + self.widths[stage][:, None]).float())
@@ -163,7 +164,7 @@ class UpscaleWaveNet(nn.Module):
                 torch.log2(sigma.clamp(min=0.25)) / 16,
             ], 1)
             feats = torch.cat([feats[:, :-1 - self.n_stages], extra, feats[:, -1 - self.n_stages:]], 1)
-        if self.cfg.interval_width:
+        if self.cfg.interval_features:
             feats = torch.cat([feats, torch.log2((hi - lo).clamp(min=1).float())[:, None] / 16], 1)
         return feats, x_hat
 
@@ -179,14 +180,16 @@ class UpscaleWaveNet(nn.Module):
         return torch.from_numpy(mu).float().to(value.device), torch.from_numpy(sigma).float().to(value.device)
 
     def features_from_xhat(
-        self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor
+        self, x_hat: torch.Tensor, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor,
+        centre: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Features from a float x_hat [B, T] (differentiable in x_hat, for the receptive-field probe)."""
+        """Features from a float x_hat [B, T] (differentiable in x_hat, for the receptive-field probe);
+        ``centre`` [B, T]: (lo + hi) / 2 of what is known, for ``model.interval_features``."""
         onehot = F.one_hot(stage, self.n_stages).float()[:, :, None].expand(-1, -1, x_hat.shape[1])
         feats = [x_hat / 32768.0 - 1.0]
         if self.cfg.features == "predict":
             feats += predictor_features(x_hat, value, revealed, self.lows[stage][:, None], self.widths[stage][:, None],
-                                        self.cfg.smooth_width)
+                                        self.cfg.smooth_width, centre)
         if self.cfg.features == "scaled":
             low = self.lows[stage][:, None]
             width = self.widths[stage][:, None]
@@ -317,14 +320,16 @@ class UpscaleWaveNet(nn.Module):
 
 
 def widen_inputs(state: dict[str, torch.Tensor], model: UpscaleWaveNet) -> dict:
-    """A state dict of a model without the interval-width input (``model.interval_width``) for
-    ``model``, which has it: the input conv gets a zero column for it, so the widened model computes
-    exactly what the original did until training moves that column."""
+    """A state dict of a model without the interval features (``model.interval_features``) for
+    ``model``, which has them: the input conv gets a zero column for the width input. For linear PCM
+    of whole stages (and no interval) the widened model computes exactly what the original did
+    until training moves that column; elsewhere the position input now shows where the interval's
+    centre lies, which the original model never saw."""
     w = state["input_conv.weight"]  # [C, F, k]
     n_in = model.input_conv.in_channels
     if w.shape[1] == n_in:
         return state
-    if w.shape[1] != n_in - 1 or not model.cfg.interval_width:
+    if w.shape[1] != n_in - 1 or not model.cfg.interval_features:
         raise ValueError(f"cannot widen {w.shape[1]} input features to {n_in}")
     out = dict(state)
     out["input_conv.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 1, w.shape[2])], 1)

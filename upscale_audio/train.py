@@ -122,11 +122,11 @@ def train(
         init_known_bits = old.ardm.known_bits
         narrower = old.ardm.known_bits > cfg.ardm.known_bits  # the init models fewer stages than the run
         # the one model change an init may take: gaining the interval-width input (a zero column)
-        same_model = dataclasses.replace(old.model, interval_width=cfg.model.interval_width) == cfg.model and \
-            old.model.interval_width <= cfg.model.interval_width
+        same_model = dataclasses.replace(old.model, interval_features=cfg.model.interval_features) == cfg.model and \
+            old.model.interval_features <= cfg.model.interval_features
         if not same_model or old.ardm.schedule != cfg.ardm.schedule or narrower:
             raise UserError(f"{init} has another model config or schedule, or models fewer stages; --init needs "
-                            f"the same [model] (model.interval_width may be switched on) and ardm.schedule as "
+                            f"the same [model] (model.interval_features may be switched on) and ardm.schedule as "
                             f"--config, and ardm.known_bits no larger")
 
     corpus = load_corpus(data, run_dir / "cache" if rank == 0 else None, quiet=quiet)
