@@ -6,7 +6,7 @@ G.711's own decoded value, of the bin centre, and of ``enhance --mode mean`` wit
 checks that re-encoding every restored file (libsndfile's and sox's encoders, no dither) gives the
 input codes back. Prints a table and writes JSON.
 
-    python benchmarks/bench_g711.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt]
+    python benchmarks/bench_g711.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt] [--bpd-passes 2]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from report import pick_files, print_table, write_json
 
 from upscale_audio import checkpoint, intervals, metrics
 from upscale_audio.enhance import enhance_intervals
+from upscale_audio.scoring import bits_per_sample
 
 
 def g711_codes(path: Path, u: np.ndarray, law: str) -> np.ndarray:
@@ -44,6 +45,9 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["speech_8k", "speech_16k", "music_16k"])
     ap.add_argument("--laws", nargs="+", default=list(intervals.LAWS))
     ap.add_argument("--seconds", type=float, default=0.0, help="held-out audio per set (0: the whole split)")
+    ap.add_argument("--bpd-passes", type=int, default=0,
+                    help="also score what each law leaves open (bpd --given LAW, this many ELBO passes) beside "
+                         "a uniform distribution inside the bins (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
     ckpt = checkpoint.load(args.model)
@@ -71,6 +75,11 @@ def main() -> None:
                    "bin_centre_db": metrics.snr_db(r, np.concatenate(bc)),
                    "mean_db": metrics.snr_db(r, np.concatenate(mean)), "realtime": audio_s / max(secs, 1e-9),
                    "re_encodes_to_input": reenc_ok}
+            if args.bpd_passes:
+                res = bits_per_sample([a.u for a in files], ckpt, given_law=law, passes=args.bpd_passes)
+                widths = np.concatenate([np.subtract(*intervals.g711_of_u(a.u, law)[::-1]).ravel() for a in files])
+                row.update(bpd_given=res.bits_per_sample, bpd_given_stderr=res.stderr,
+                           bpd_uniform_in_bins=float(np.mean(np.log2(widths))))
             rows.append(row)
             print(row, flush=True)
     print_table(f"G.711 restored with --mode mean ({ckpt.path.name if ckpt.path else 'bundled'}, sha {ckpt.sha256[:12]}); "
@@ -80,6 +89,11 @@ def main() -> None:
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
                   f"{r['bin_centre_db']:.2f}", f"{r['mean_db']:.2f}", f"{r['mean_db'] - r['decoded_db']:+.2f}",
                   f"{r['realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"] for r in rows])
+    if args.bpd_passes:
+        print_table("What G.711 leaves open, bits/sample (the model's ELBO; uniform inside each bin for reference):",
+                    ["set", "law", "model", "uniform in bins"],
+                    [[r["set"], r["law"], f"{r['bpd_given']:.3f} ± {r['bpd_given_stderr']:.3f}",
+                      f"{r['bpd_uniform_in_bins']:.3f}"] for r in rows])
     write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256)
 
 
