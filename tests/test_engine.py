@@ -100,6 +100,10 @@ def test_cli_engine_onnx_without_an_onnx_file_says_how_to_make_one(tmp_path, cap
     assert not (tmp_path / "in.16bit.wav").exists()
     code, _, err = run(["export", pt, "--onnx"], capsys, monkeypatch)
     assert code == 0, err
+    out = tmp_path / "copy.pt"  # an existing OUT.onnx is refused before OUT is written
+    (tmp_path / "copy.onnx").write_bytes(b"mine")
+    code, _, err = run(["export", pt, out, "--onnx"], capsys, monkeypatch)
+    assert code != 0 and "exists" in err and not out.exists() and (tmp_path / "copy.onnx").read_bytes() == b"mine"
     code, _, err = run(["enhance", src, "--model", pt, "--engine", "onnx"], capsys, monkeypatch)
     assert code == 0 and "(onnx)" in err, err
     assert sf.info(tmp_path / "in.16bit.wav").subtype == "PCM_16"

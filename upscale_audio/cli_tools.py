@@ -182,13 +182,13 @@ def export_cmd(
 
     if out is None and not onnx:
         fatal("give OUT (the inference-only model to write), or --onnx to write only CHECKPOINT's .onnx")
+    target = out if out is not None else checkpoint
+    if onnx and onnx_path(target).exists() and not force:  # before writing anything: nothing partial
+        fatal(f"{onnx_path(target)}: exists; use --force to overwrite")
     if out is not None:
         export(checkpoint, out, force)
     if onnx:
-        target = out if out is not None else checkpoint
         dst = onnx_path(target)
-        if dst.exists() and not force:
-            fatal(f"{dst}: exists; use --force to overwrite")
         ckpt = load(target)
         export_onnx(ckpt.model, ckpt.sha256, dst)
         typer.echo(f"wrote {dst}", err=True)
