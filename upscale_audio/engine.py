@@ -3,8 +3,9 @@
 The trunk (:meth:`model.UpscaleWaveNet.trunk`: input conv, residual blocks, head; nearly all of a
 call's arithmetic) runs 1.7-2x faster under ONNX Runtime than under PyTorch on our 2-core CPU
 (``benchmarks/bench_engine.py``; a whole mean restore 1.37x, docs/RESULTS.md §13). A checkpoint
-``X.pt`` uses it when ``X.onnx`` lies beside it and was exported from that very file (the ONNX metadata holds its sha256): the bundled models ship one,
-``upscale-audio export --onnx`` writes one for any other. The features, the step embedding, the
+``X.pt`` uses it when ``X.onnx`` lies beside it and was exported from that very file (the ONNX
+metadata holds its sha256): the bundled models ship one, ``upscale-audio export --onnx`` writes one
+for any other. The features, the step embedding, the
 output layer and everything after it stay in PyTorch, so the composition of a call has one owner
 (``UpscaleWaveNet.forward``).
 
