@@ -46,8 +46,8 @@ def main() -> None:
     ap.add_argument("--laws", nargs="+", default=list(intervals.LAWS))
     ap.add_argument("--seconds", type=float, default=0.0, help="held-out audio per set (0: the whole split)")
     ap.add_argument("--bpd-passes", type=int, default=0,
-                    help="also score what each law leaves open (bpd --given LAW, this many ELBO passes) beside "
-                         "a uniform distribution inside the bins (0: skip)")
+                    help="also score what each law leaves open (bpd --given LAW: libsndfile's bins, a partition; "
+                         "this many ELBO passes) beside a uniform distribution inside those bins (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
     ckpt = checkpoint.load(args.model)
