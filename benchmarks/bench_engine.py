@@ -1,9 +1,10 @@
-"""The network's trunk under PyTorch and under ONNX Runtime (engine.py), same weights, same input.
+"""A network call under PyTorch and under ONNX Runtime (engine.py), same weights, same input.
 
 For each window length (the CPU default chunk of 16 000 samples plus the halo, and longer ones) the
-bundled model's trunk runs ``--repeats`` times per engine; prints the median samples per second,
-the ratio ORT / PyTorch measured in the same run, and the largest difference of their outputs;
-writes JSON.
+bundled low-byte model computes the logits of a t = 0 call (what ``enhance --mode mean`` makes)
+``--repeats`` times per engine: features, trunk and output layer, numpy in and numpy out, as the
+reveal walk calls them. Prints the median samples per second, the ratio ORT / PyTorch measured in
+the same run, and the largest difference of their logits; writes JSON.
 
     python benchmarks/bench_engine.py [--model M.pt] [--threads 2]
 """
@@ -11,14 +12,16 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from report import print_table, write_json
 
-from upscale_audio import checkpoint
+from upscale_audio import checkpoint, engine, intervals
 
 
 def median_rate(fn, length: int, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -40,29 +43,29 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench-results/engine.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ck = checkpoint.load(args.model)
-    trunk = ck.trunk("onnx")
-    m = ck.model
-    halo = m.receptive_field() // 2
-    g = torch.Generator().manual_seed(0)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # engine.cpu_threads: the ORT session's threads
+    ck = checkpoint.load(args.model, "onnx")
+    assert ck.onnx is not None
+    torch_net = engine.TorchNet(checkpoint.load(args.model, "torch").model)
+    rng = np.random.default_rng(0)
     rows = []
     for core in args.lengths:
-        T = core + 2 * halo
-        feats = 0.3 * torch.randn(1, m.input_conv.in_channels, T, generator=g)
-        value = torch.randint(0, 1 << 16, (1, T), generator=g)
-        with torch.inference_mode():
-            temb = m.step_embedding(torch.tensor([0.5]))
-            want = m.trunk(feats, value, temb)
-            got = trunk(feats, value, temb)  # type: ignore[misc]
-            rate_torch = median_rate(lambda: m.trunk(feats, value, temb), T, args.repeats)
-            rate_ort = median_rate(lambda: trunk(feats, value, temb), T, args.repeats)  # type: ignore[misc]
+        T = core + 2 * ck.halo
+        u = (np.clip(np.cumsum(rng.integers(-600, 600, T)), -30000, 30000) + 32768).astype(np.int64)[None]
+        lo, hi = intervals.linear(u, 8)
+        stage = np.array([ck.stages[-1]])
+        call = (lo, np.zeros_like(u, dtype=bool), stage, np.array([stage[0] / ck.maps.S], dtype=np.float32), lo, hi)
+        want, got = torch_net(*call), ck.onnx(*call)
+        rate_torch = median_rate(lambda: torch_net(*call), T, args.repeats)
+        rate_ort = median_rate(lambda: ck.onnx(*call), T, args.repeats)  # type: ignore[misc]
         rows.append({"window": T, "torch_samples_per_s": rate_torch, "onnx_samples_per_s": rate_ort,
-                     "ratio": rate_ort / rate_torch, "max_abs_diff": float((got - want).abs().max())})
+                     "ratio": rate_ort / rate_torch, "max_abs_diff": float(np.abs(got - want).max())})
         print(rows[-1], flush=True)
-    print_table(f"Trunk of {args.model.name}, {args.threads} threads, median of {args.repeats}:",
+    print_table(f"A network call of {args.model.name} (features, trunk, output layer), {args.threads} threads, "
+                f"median of {args.repeats}:",
                 ["window samples", "PyTorch samples/s", "ONNX Runtime samples/s", "ORT / PyTorch", "max |diff|"],
-                [[str(r["window"]), f"{r['torch_samples_per_s']:.0f}", f"{r['onnx_samples_per_s']:.0f}", f"{r['ratio']:.2f}",
-                  f"{r['max_abs_diff']:.1e}"] for r in rows])
+                [[str(r["window"]), f"{r['torch_samples_per_s']:.0f}", f"{r['onnx_samples_per_s']:.0f}",
+                  f"{r['ratio']:.2f}", f"{r['max_abs_diff']:.1e}"] for r in rows])
     write_json(args.out, torch.device("cpu"), rows, model=str(args.model), threads=args.threads)
 
 

@@ -28,7 +28,8 @@ def _seed() -> None:
 
 def tiny_config(schedule=(8, 8), known_bits=8, **model):  # type: ignore[no-untyped-def]
     sets = [f"ardm.schedule={list(schedule)}", f"ardm.known_bits={known_bits}"]
-    sets += [f"model.{k}={v!r}".replace("'", '"') for k, v in model.items()]
+    sets += [f"model.{k}={str(v).lower() if isinstance(v, bool) else repr(v)}".replace("'", '"')
+             for k, v in model.items()]
     return load_config(TINY, sets)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from upscale_audio import ardm, policy
+from upscale_audio import ardm, intervals, policy
 from upscale_audio.model import build_model
 
 
@@ -70,7 +70,7 @@ def test_partially_known_stage_only_scores_consistent_digits() -> None:
     maps = ardm.StageMaps((8, 8))
     u = torch.randint(0, 65536, (2, 30))
     stage = torch.tensor([1, 1])
-    lo, hi = maps.allowed_range(u, stage, 11)  # 3 bits of the low byte known: 32 digits allowed
+    lo, hi = maps.allowed_digits(u, *ardm.top_bits_interval(u, 11), stage)  # 3 bits of the low byte known: 32 digits
     assert torch.all(hi - lo == 32)
     target = u & 255
     assert torch.all((target >= lo) & (target < hi))
@@ -91,15 +91,30 @@ def test_masked_log_probs_without_a_mask_is_the_masked_result_bit_for_bit() -> N
     assert torch.all(lp[..., 255] == float("-inf")) and torch.all(lp[..., 254] > float("-inf"))
 
 
-def test_sample_from_respects_masks_and_matches_probabilities() -> None:
-    logits = torch.tensor([0.0, 1.0, 2.0, 3.0]).log().nan_to_num(neginf=-1e9).expand(20000, 4).clone()
-    lp = ardm.masked_log_probs(logits[None], torch.zeros(1, 20000, dtype=torch.long),
-                               torch.full((1, 20000), 3))[0]
-    d = ardm.sample_from(lp, torch.rand(20000))
-    counts = torch.bincount(d, minlength=4).float() / 20000
-    torch.testing.assert_close(counts, torch.tensor([0.0, 1 / 3, 2 / 3, 0.0]), atol=0.015, rtol=0)
-    assert ardm.sample_from(lp[:1], torch.tensor([0.999999999])).item() == 2  # never past the allowed range
-    assert ardm.expected_digit(lp[:1]).item() == pytest.approx(5 / 3)
+def test_stage_maps_give_the_same_numbers_for_numpy_and_torch() -> None:
+    """StageMaps serves training (torch) and the reveal walk (numpy): one definition, both kinds."""
+    maps = ardm.StageMaps((4, 4, 8))
+    g = torch.Generator().manual_seed(0)
+    u = torch.randint(0, 65536, (3, 40), generator=g)
+    lo, hi = intervals_of(u)
+    stage = torch.tensor([0, 1, 2])
+    revealed = torch.rand(3, 40, generator=g) < 0.5
+    for got, want in ((maps.split(u.numpy(), stage.numpy()), maps.split(u, stage)),
+                      (maps.reveal(u.numpy(), revealed.numpy(), stage.numpy()), maps.reveal(u, revealed, stage)),
+                      (maps.allowed_digits(u.numpy(), lo.numpy(), hi.numpy(), stage.numpy()),
+                       maps.allowed_digits(u, lo, hi, stage))):
+        for a, b in zip(got, want):
+            assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor)
+            np.testing.assert_array_equal(a, b.numpy())
+
+
+def intervals_of(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Known intervals of mixed kinds around u: 5 top bits in row 0, a G.711 bin in row 1, nothing in 2."""
+    lo, hi = ardm.top_bits_interval(u, 5)
+    gl, gh = intervals.g711_of_u(u[1].numpy(), "ulaw")
+    lo[1], hi[1] = torch.from_numpy(gl), torch.from_numpy(gh)
+    lo[2], hi[2] = 0, 1 << 16
+    return lo, hi
 
 
 def test_tracker_fills_gaps_and_keeps_ema() -> None:

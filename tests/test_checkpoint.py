@@ -9,6 +9,7 @@ from tests.conftest import save_tiny_model
 from upscale_audio import checkpoint
 from upscale_audio.config import RunConfig
 from upscale_audio.errors import UserError
+from upscale_audio.model import build_model
 
 
 def test_save_load_gives_identical_outputs_with_weights_only(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_save_load_gives_identical_outputs_with_weights_only(tmp_path: Path) -> 
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in raw["model"])
     a = checkpoint.load(p)
     # the model rebuilt from the embedded config with the stored weights equals one built by hand
-    fresh = checkpoint.build_model(RunConfig.from_dict(raw["config"]))
+    fresh = build_model(RunConfig.from_dict(raw["config"]))
     fresh.load_state_dict(raw["model"])
     fresh.eval()
     u = torch.randint(0, 65536, (2, 300))

@@ -197,9 +197,9 @@ def test_chunk_seconds_does_not_change_the_output(u8_file, tmp_path, capsys, mon
     seen = []
     real = runner.ChunkedRunner.__init__
 
-    def spy(self, model, device, chunk=16000, max_batch=None, trunk=None):  # type: ignore[no-untyped-def]
+    def spy(self, net, halo, chunk=16000, max_batch=1):  # type: ignore[no-untyped-def]
         seen.append(chunk)
-        real(self, model, device, chunk, max_batch, trunk)
+        real(self, net, halo, chunk, max_batch)
 
     monkeypatch.setattr(runner.ChunkedRunner, "__init__", spy)
     code, _, err = run(["enhance", p, "--model", m, "--chunk-seconds", "0.25", "-o", tmp_path / "spy.wav"], capsys,

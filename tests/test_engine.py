@@ -1,14 +1,16 @@
-"""The ONNX Runtime trunk (engine.py): same logits as PyTorch, used only when it matches its checkpoint."""
+"""The ONNX Runtime network (engine.py): the logits PyTorch computes, used only beside its own
+checkpoint, and a restore that never imports torch."""
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from tests.conftest import save_tiny_model, speechlike
 from tests.test_cli import run
@@ -20,75 +22,129 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-def _inputs(model: torch.nn.Module, B: int = 2, T: int = 777) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(B, model.input_conv.in_channels, T, generator=g)
-    value = torch.randint(0, 1 << 16, (B, T), generator=g)
-    temb = model.step_embedding(torch.rand(B, generator=g))
-    return feats, value, temb
-
-
-def test_the_onnx_trunk_computes_what_the_torch_trunk_does(tmp_path: Path) -> None:
-    """Any batch and length (both dynamic in the export), to float32 rounding."""
-    pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
+def _export(pt: Path) -> None:
     ck = checkpoint.load(pt)
-    engine.export_onnx(ck.model, ck.sha256, engine.onnx_path(pt))
-    trunk = engine.load_trunk(pt, ck.sha256, "onnx", 1)
-    assert trunk is not None
-    for B, T in ((1, 100), (3, 2500)):
-        feats, value, temb = _inputs(ck.model, B, T)
-        with torch.no_grad():
-            want = ck.model.trunk(feats, value, temb)
-        got = trunk(feats, value, temb)
-        assert got.shape == want.shape
-        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), float((got - want).abs().max())
+    engine.export_onnx(ck.model, ck.sha256, ck.card(), engine.onnx_path(pt))
 
 
-def test_an_onnx_trunk_is_used_only_beside_its_own_checkpoint(tmp_path: Path) -> None:
+def _call_inputs(ck: checkpoint.LoadedModel, B: int, T: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """A call's inputs: random values and reveal masks, the model's stages, and known intervals of
+    every kind (a linear depth, G.711 mu-law, nothing) in rows 0, 1, 2, ..."""
+    rng = np.random.default_rng(seed)
+    u = (np.clip(np.cumsum(rng.integers(-900, 900, (B, T)), 1), -30000, 30000) + 32768).astype(np.int64)
+    stage = np.full(B, ck.stages[seed % len(ck.stages)], dtype=np.int64)  # one stage per call, as the walk calls
+    revealed = rng.random((B, T)) < 0.4
+    lo, hi = np.zeros_like(u), np.full_like(u, 1 << 16)
+    for r in range(B):
+        kind = r % 3
+        if kind == 0:
+            lo[r], hi[r] = intervals.linear(u[r], max(ck.known_bits, 6))
+        elif kind == 1 and ck.known_bits == 0:
+            lo[r], hi[r] = intervals.g711_of_u(u[r], "ulaw")
+    value, _ = ck.maps.reveal(u, revealed, stage)
+    return value, revealed, stage, rng.random(B).astype(np.float32), lo, hi
+
+
+def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> None:
+    """Any batch, length, stage, reveal mask and interval (all dynamic in the export), to float32
+    rounding; a model with the interval features too."""
+    for name, extra in (("m", {}), ("iv", {"interval_features": True})):
+        pt = save_tiny_model(tmp_path / f"{name}.pt", known_bits=0, **extra)
+        _export(pt)
+        ck = checkpoint.load(pt, "onnx")
+        assert ck.onnx is not None and ck.net("cpu")[1] == "onnx"
+        torch_net = engine.TorchNet(checkpoint.load(pt, "torch").model)
+        for B, T, seed in ((1, 100, 0), (3, 2500, 1), (2, 333, 2)):  # both stages
+            x = _call_inputs(ck, B, T, seed)
+            want, got = torch_net(*x), ck.onnx(*x)
+            assert got.shape == want.shape and got.dtype == np.float32
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(ck.onnx(*_call_inputs(ck, 2, 300)[:4]),  # no interval = the whole range
+                                      ck.onnx(*_call_inputs(ck, 2, 300)[:4], *(np.zeros((2, 300), np.int64),
+                                                                               np.full((2, 300), 1 << 16))))
+
+
+def test_a_model_loaded_from_its_card_is_the_checkpoints_model(tmp_path: Path) -> None:
     pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
-    ck = checkpoint.load(pt)
-    assert engine.load_trunk(pt, ck.sha256, "auto", 1) is None  # no .onnx: PyTorch
+    _export(pt)
+    card, full = checkpoint.load(pt, "onnx"), checkpoint.load(pt, "torch")
+    assert card._model is None and full.onnx is None  # the card reads no weights; torch builds no session
+    assert card.card() == full.card() and card.sha256 == full.sha256 and card.halo == full.halo
+    assert card.policies(4) .keys() == full.policies(4).keys()
+    for s, p in full.policies(3).items():  # a budget not stored: the DP on the tracker, read on demand
+        np.testing.assert_array_equal(card.policies(3)[s], p)
+    sd = card.model.state_dict()  # the weights, read on demand
+    assert all(np.array_equal(sd[k].numpy(), v.numpy()) for k, v in full.model.state_dict().items())
+
+
+def test_an_onnx_network_is_used_only_beside_its_own_checkpoint(tmp_path: Path) -> None:
+    pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
+    assert checkpoint.load(pt, "auto").onnx is None  # no .onnx: PyTorch
     with pytest.raises(UserError, match="export --onnx"):
-        engine.load_trunk(pt, ck.sha256, "onnx", 1)
-    engine.export_onnx(ck.model, ck.sha256, engine.onnx_path(pt))
-    assert engine.load_trunk(pt, ck.sha256, "auto", 1) is not None
-    assert engine.load_trunk(pt, ck.sha256, "torch", 1) is None
+        checkpoint.load(pt, "onnx")
+    _export(pt)
+    assert checkpoint.load(pt, "auto").onnx is not None
+    assert checkpoint.load(pt, "torch").onnx is None
     # the checkpoint changed after the export: auto falls back to PyTorch, onnx refuses
     other = save_tiny_model(tmp_path / "other.pt", known_bits=0)
     pt.write_bytes(other.read_bytes())
-    sha = hashlib.sha256(pt.read_bytes()).hexdigest()
-    assert engine.load_trunk(pt, sha, "auto", 1) is None
+    assert checkpoint.load(pt, "auto").onnx is None
     with pytest.raises(UserError, match="another checkpoint"):
-        engine.load_trunk(pt, sha, "onnx", 1)
+        checkpoint.load(pt, "onnx")
+    # a file of an older version (no card) and a file that is not ONNX
+    import onnx
+
+    _export(pt)
+    proto = onnx.load(str(engine.onnx_path(pt)))
+    sha = hashlib.sha256(pt.read_bytes()).hexdigest()
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {engine.SHA_KEY: sha})
+    onnx.save(proto, str(engine.onnx_path(pt)))
+    assert checkpoint.load(pt, "auto").onnx is None
+    with pytest.raises(UserError, match="older upscale-audio"):
+        checkpoint.load(pt, "onnx")
     engine.onnx_path(pt).write_bytes(b"not onnx")
+    assert checkpoint.load(pt, "auto").onnx is None
     with pytest.raises(UserError, match="not a readable ONNX model"):
-        engine.load_trunk(pt, sha, "auto", 1)
+        checkpoint.load(pt, "onnx")
 
 
 @pytest.mark.parametrize("name", ["default", "lowbyte"])
-def test_the_bundled_onnx_trunks_belong_to_the_bundled_models(name: str) -> None:
+def test_the_bundled_onnx_networks_belong_to_the_bundled_models(name: str) -> None:
     """A stale shipped .onnx would silently fall back to PyTorch (slow): each must carry its
-    checkpoint's sha256 and compute its trunk."""
+    checkpoint's sha256 and card and compute its logits."""
     pt = checkpoint.MODELS_DIR / f"{name}.pt"
-    ck = checkpoint.load(pt)
-    trunk = engine.load_trunk(pt, ck.sha256, "onnx", 1)
-    assert trunk is not None
-    feats, value, temb = _inputs(ck.model, 1, 3000)
-    with torch.no_grad():
-        want = ck.model.trunk(feats, value, temb)
-    assert torch.allclose(trunk(feats, value, temb), want, rtol=1e-4, atol=1e-4)
+    ck, full = checkpoint.load(pt, "onnx"), checkpoint.load(pt, "torch")
+    assert ck.onnx is not None and ck.card() == full.card()
+    for seed in (0, 1):  # each stage of the all-16-bit model
+        x = _call_inputs(ck, 3, 3000, seed)
+        np.testing.assert_allclose(ck.onnx(*x), engine.TorchNet(full.model)(*x), rtol=1e-4, atol=1e-4)
 
 
 def test_a_restore_under_onnx_keeps_every_known_bit_and_nearly_every_sample(tmp_path: Path) -> None:
     pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
-    ck = checkpoint.load(pt)
-    engine.export_onnx(ck.model, ck.sha256, engine.onnx_path(pt))
+    _export(pt)
     u = speechlike(4000).astype(np.int64) + 32768
     lo, hi = intervals.linear(u, 8)
-    a = enhance_intervals(lo, hi, ck, mode="mean", engine="torch").u
-    b = enhance_intervals(lo, hi, ck, mode="mean", engine="onnx").u
-    assert intervals.check_inside(b, lo, hi)
-    assert np.mean(a != b) < 0.01 and np.abs(a - b).max() <= 2
+    a = enhance_intervals(lo, hi, checkpoint.load(pt, "torch"), mode="mean")
+    b = enhance_intervals(lo, hi, checkpoint.load(pt, "onnx"), mode="mean")
+    assert (a.engine, b.engine) == ("torch", "onnx")
+    assert intervals.check_inside(b.u, lo, hi)
+    assert np.mean(a.u != b.u) < 0.01 and np.abs(a.u - b.u).max() <= 2
+
+
+def test_enhance_under_onnx_never_imports_torch(tmp_path: Path) -> None:
+    """The point of the ONNX path: start-up without torch's 1.7 s import (the bundled low-byte model)."""
+    src = tmp_path / "in.wav"
+    audio.write_u8(src, speechlike(3000), 16000)
+    code = ("import sys\nfrom upscale_audio.cli import main\n"
+            "sys.argv = ['upscale-audio', 'enhance', sys.argv[1], '-q']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert sf.info(tmp_path / "in.16bit.wav").subtype == "PCM_16"
 
 
 def test_cli_engine_onnx_without_an_onnx_file_says_how_to_make_one(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -107,3 +163,6 @@ def test_cli_engine_onnx_without_an_onnx_file_says_how_to_make_one(tmp_path, cap
     code, _, err = run(["enhance", src, "--model", pt, "--engine", "onnx"], capsys, monkeypatch)
     assert code == 0 and "(onnx)" in err, err
     assert sf.info(tmp_path / "in.16bit.wav").subtype == "PCM_16"
+    code, _, err = run(["enhance", src, "--model", pt, "--engine", "torch", "-o", tmp_path / "t.wav"], capsys,
+                       monkeypatch)
+    assert code == 0 and "(torch)" in err, err

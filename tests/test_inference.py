@@ -8,9 +8,10 @@ import torch
 
 from tests.conftest import save_tiny_model, speechlike
 from upscale_audio import ardm, bits, checkpoint
+from upscale_audio.engine import TorchNet
 from upscale_audio.enhance import enhance_array
 from upscale_audio.runner import ChunkedRunner
-from upscale_audio.scoring import bits_per_sample
+from upscale_audio.scoring import bits_per_sample, chunked_ce_fn
 
 
 def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:
@@ -22,13 +23,13 @@ def test_chunked_logits_equal_whole_sequence_logits(tiny_model: Path) -> None:
     revealed = key < 0.4
     past, future, target = maps.split(u, stage)
     value = torch.where(revealed, future, past)
-    lo, hi = maps.allowed_range(u, stage, 8)
     iv = ardm.top_bits_interval(u, 8)
+    lo, hi = maps.allowed_digits(u, *iv, stage)
     tf = torch.tensor([0.7, 0.7])
     whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, lo, hi, target, *iv)
     for chunk in (7, 64, 333, 5000):
-        runner = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk=chunk, max_batch=3)
-        part = runner.ce_fn()(value, revealed.float(), stage, tf, lo, hi, target, *iv)
+        runner = ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, chunk=chunk, max_batch=3)
+        part = chunked_ce_fn(runner)(value, revealed.float(), stage, tf, lo, hi, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)
 
 

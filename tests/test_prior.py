@@ -11,7 +11,10 @@ import torch
 
 from tests.conftest import speechlike, tiny_config
 from upscale_audio import ardm, intervals, prior
+from upscale_audio.engine import TorchNet
 from upscale_audio.model import build_model
+from upscale_audio.runner import ChunkedRunner
+from upscale_audio.scoring import chunked_ce_fn
 
 
 def _known(u: np.ndarray, frac: float, depth: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +114,6 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     from tests.conftest import save_tiny_model
     from upscale_audio import checkpoint
     from upscale_audio.enhance import enhance_intervals
-    from upscale_audio.runner import ChunkedRunner
 
     ckpt = checkpoint.load(save_tiny_model(tmp_path / "p.pt", (8, 8), 0, prior="lmmse", prior_half=24, prior_taps=2))
     x = speechlike(700, channels=2, seed=2).astype(np.int64) + 32768
@@ -132,6 +134,6 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     tf = torch.tensor([0.6, 0.6])
     whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
     for chunk in (50, 333):
-        part = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk=chunk).ce_fn()(
+        part = chunked_ce_fn(ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, chunk=chunk))(
             value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)

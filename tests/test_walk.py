@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from upscale_audio import walk
+from upscale_audio import ardm, inference, walk
 from upscale_audio.runner import Window, windows
 
 
@@ -22,7 +23,7 @@ class RecordingRunner:
         for w, b in built:
             if b is not None:
                 self.seen.append((stage, t_frac, w, b[0].copy(), b[1].copy()))
-                consume(w, torch.zeros(w.core_stop - w.core_start, 1 << self.width))
+                consume(w, np.zeros((w.core_stop - w.core_start, 1 << self.width), dtype=np.float32))
 
 
 def test_plan_follows_the_policy_or_reveals_one_position_per_call() -> None:
@@ -63,7 +64,7 @@ def test_each_position_is_revealed_once_and_the_network_sees_exactly_the_earlier
             revealed_at[(call.step.stage, call.row, int(p))] = call.step.a
         k = orders.keys(call.row, call.step.stage, 0, T)[call.pos]
         assert np.all((k >= call.step.a) & (k < call.step.b))
-        assert torch.equal(call.dlo, torch.zeros(len(call.pos), dtype=torch.long))
+        np.testing.assert_array_equal(call.dlo, np.zeros(len(call.pos), dtype=np.int64))
         return maps.digit(truth[call.row, call.pos], call.step.stage)
 
     steps = walk.plan([1, 2], {1: np.array([0.0, 0.3, 0.7]), 2: np.array([0.0, 0.5])})
@@ -89,3 +90,46 @@ def test_a_reverse_walk_visits_steps_and_windows_last_to_first() -> None:
     order = [(t, win.core_start) for _, t, win, _, _ in runner.seen]
     assert order == sorted(order, reverse=True)
     assert isinstance(runner.seen[0][2], Window)
+
+
+def test_the_walks_masked_log_softmax_is_the_training_one() -> None:
+    """walk.masked_log_softmax (numpy, inference) against ardm.masked_log_probs (torch, training),
+    with and without masks, in float32 and float64."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(300, 256, generator=g) * 4
+    dlo = torch.randint(0, 128, (300,), generator=g)
+    dhi = dlo + torch.randint(1, 129, (300,), generator=g)
+    for lo, hi in ((dlo, dhi), (torch.zeros_like(dlo), torch.full_like(dhi, 256))):
+        want = ardm.masked_log_probs(logits[None], lo[None], hi[None])[0].numpy()
+        got = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy())
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(got[ok], want[ok], rtol=0, atol=2e-5)
+        got64 = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy(), np.float64)
+        d = torch.arange(256)
+        allowed = (d >= lo[:, None]) & (d < hi[:, None])  # ardm.masked_log_probs casts to float32
+        want64 = torch.log_softmax(logits.double().masked_fill(~allowed, float("-inf")), -1).numpy()
+        np.testing.assert_allclose(got64[ok], want64[ok], rtol=0, atol=1e-12)
+
+
+def test_sample_from_respects_masks_and_matches_probabilities() -> None:
+    logits = np.log(np.array([1e-30, 1.0, 2.0, 3.0], dtype=np.float32))[None].repeat(20000, 0)
+    lp = walk.masked_log_softmax(logits, np.zeros(20000, dtype=np.int64), np.full(20000, 3))
+    d = inference.sample_from(lp, np.random.default_rng(0).random(20000))
+    counts = np.bincount(d, minlength=4) / 20000
+    np.testing.assert_allclose(counts, [0.0, 1 / 3, 2 / 3, 0.0], atol=0.015)
+    assert inference.sample_from(lp[:1], np.array([0.999999999]))[0] == 2  # never past the allowed range
+    assert inference.expected_digit(lp[:1])[0] == pytest.approx(5 / 3)
+
+
+def test_sample_from_is_the_inverse_cdf() -> None:
+    """Each draw is the first digit whose cumulative probability exceeds the uniform (searchsorted)."""
+    rng = np.random.default_rng(2)
+    lp = walk.masked_log_softmax(rng.normal(size=(500, 16)).astype(np.float32) * 3,
+                                 np.zeros(500, dtype=np.int64), np.full(500, 16))
+    unif = rng.random(500)
+    cdf = np.cumsum(np.exp(lp.astype(np.float64)), -1)
+    cdf /= cdf[:, -1:]
+    want = np.array([np.searchsorted(c, x, side="right") for c, x in zip(cdf, unif)])
+    np.testing.assert_array_equal(inference.sample_from(lp, unif), want)

@@ -27,92 +27,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 
-from . import bits, intervals
+from . import intervals
+from .stages import StageMaps
 
 # net(value, revealed, stage, t_frac, iv_lo, iv_hi) -> logits [B, T, W]
 NetFn = Callable[..., torch.Tensor]
 # ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in runner.py)
 CeFn = Callable[..., torch.Tensor]
 LN2 = math.log(2.0)
-
-
-class StageMaps:
-    """Per-stage bit geometry of a schedule, as torch tensors for batched indexing."""
-
-    def __init__(self, schedule: Sequence[int]):
-        self.schedule = tuple(int(w) for w in bits.check_schedule(schedule))
-        self.S = len(self.schedule)
-        self.lows = [int(v) for v in bits.stage_lows(self.schedule)]
-
-    def modelled_stages(self, known_bits: int) -> list[int]:
-        """Stages not fully determined by the top ``known_bits`` bits."""
-        return list(range(bits.stage_of_bit(self.schedule, known_bits), self.S))
-
-    def free_bits(self, stage: int, known_bits: int) -> int:
-        """Bits of a stage not fixed by the top ``known_bits`` bits."""
-        top = 16 - self.lows[stage]  # bits known once this stage is done
-        return min(self.schedule[stage], max(top - known_bits, 0))
-
-    def digit(self, u: np.ndarray, stage: int) -> np.ndarray:
-        """The digit of one stage of every sample. u: int [...] -> int64 [...]."""
-        return (np.asarray(u, dtype=np.int64) >> self.lows[stage]) & ((1 << self.schedule[stage]) - 1)
-
-    def set_digit(self, u: np.ndarray, stage: int, digit: np.ndarray) -> np.ndarray:
-        """u with the stage's digit replaced by ``digit`` and the bits below it cleared (int64 [...])."""
-        low, high = self.lows[stage], self.lows[stage] + self.schedule[stage]
-        return ((np.asarray(u, dtype=np.int64) >> high) << high) + (np.asarray(digit, dtype=np.int64) << low)
-
-    def t_frac(self, stage: torch.Tensor, t_over_d: torch.Tensor) -> torch.Tensor:
-        """Global step as a fraction of all steps: (stage + t / D) / S."""
-        return (stage.float() + t_over_d.float()) / self.S
-
-    def split(self, u: torch.Tensor, stage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x_past, x_future, target) of each row's stage. u: long [B, T], stage: long [B]."""
-        low = torch.tensor(self.lows, device=u.device)[stage][:, None]
-        width = torch.tensor(self.schedule, device=u.device)[stage][:, None]
-        past = (u >> (low + width)) << (low + width)
-        future = (u >> low) << low
-        return past, future, (u >> low) & ((1 << width) - 1)
-
-    def reveal(self, u: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the network sees at a step, and the digits it predicts: (value, target), long [B, T].
-
-        value = x_future (the stage's digit filled in) where ``revealed`` (bool [B, T]), x_past
-        elsewhere; the one definition of a step's input (training, the ELBO, the reveal walk)."""
-        past, future, target = self.split(u, stage)
-        return torch.where(revealed, future, past), target
-
-    def allowed_range(
-        self, u_known: torch.Tensor, stage: torch.Tensor, known_bits: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Digits consistent with the known top bits: [lo, hi) per position, long [B, T] each."""
-        lo, hi = top_bits_interval(u_known, known_bits)
-        return self.allowed_digits(u_known, lo, hi, stage)
-
-    def allowed_digits(
-        self, u: torch.Tensor, iv_lo: torch.Tensor, iv_hi: torch.Tensor, stage: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Digits of each row's stage whose values meet the known interval [iv_lo, iv_hi), given the
-        digits above the stage (taken from u): [dlo, dhi) per position, long [B, T] each.
-
-        Digit d stands for [past + d 2**low, past + (d + 1) 2**low); the allowed ones are contiguous.
-        """
-        low = torch.tensor(self.lows, device=u.device)[stage][:, None]
-        width = torch.tensor(self.schedule, device=u.device)[stage][:, None]
-        past = (u >> (low + width)) << (low + width)
-        dlo = ((iv_lo - past) >> low).clamp(min=0)
-        dhi = (-((past - iv_hi) >> low)).minimum(1 << width)  # ceil((iv_hi - past) / 2**low)
-        return dlo, dhi
-
-    def open_stages(self, iv_lo: torch.Tensor, iv_hi: torch.Tensor, stages: Sequence[int]) -> list[int]:
-        """The stages of ``stages`` that some sample's interval leaves undetermined (more than one
-        allowed digit), from the first such stage on."""
-        first = next((s for s in stages if bool(((iv_lo >> self.lows[s]) != ((iv_hi - 1) >> self.lows[s])).any())),
-                     None)
-        return [] if first is None else [s for s in stages if s >= first]
 
 
 def top_bits_interval(u: torch.Tensor, known_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,20 +191,3 @@ def elbo_draw(
         ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target, iv_lo, iv_hi)
         total += ((ce * (~revealed)).sum(1) / (D - t)).double().cpu()
     return total
-
-
-# ---------------------------------------------------------------------------------- generation
-def sample_from(logp: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw of one digit per position. logp [..., W], uniform [...] in [0,1) -> long [...]."""
-    cdf = logp.exp().double().cumsum(-1)
-    cdf = cdf / cdf[..., -1:]
-    idx = torch.searchsorted(cdf, uniform.double()[..., None].contiguous(), right=True)[..., 0]
-    # never land on a zero-probability (disallowed) digit through rounding at the top of the CDF
-    top = (logp > float("-inf")).long().cumsum(-1).argmax(-1)
-    return idx.minimum(top)
-
-
-def expected_digit(logp: torch.Tensor) -> torch.Tensor:
-    """Posterior mean of the digit. logp [..., W] -> float32 [...] (a float32 sum of 2**w terms)."""
-    p = logp.exp()
-    return (p @ torch.arange(logp.shape[-1], device=logp.device, dtype=p.dtype)) / p.sum(-1)

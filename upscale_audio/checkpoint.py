@@ -14,18 +14,24 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from . import __version__, policy
-from .ardm import StageMaps
+from . import __version__
 from .config import RunConfig
+from .engine import TorchNet, check_engine, cpu_threads, open_onnx
 from .errors import UserError
 from .files import replacing
-from .model import Trunk, UpscaleWaveNet, build_model
-from .policy import StepLossTracker
+from .runner import Net
+from .stages import StageMaps
+
+if TYPE_CHECKING:  # torch is imported only where a model is built, saved or read from a .pt
+    import torch
+
+    from .engine import OnnxNet
+    from .model import UpscaleWaveNet
+    from .policy import StepLossTracker
 
 FORMAT = "upscale_audio.checkpoint"
 FORMAT_VERSION = 1
@@ -37,24 +43,41 @@ BUNDLED_LOW_BYTE = MODELS_DIR / "lowbyte.pt"  # the low byte given the high byte
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference, with what the checkpoint says about it."""
+    """A model ready for inference, with what the checkpoint says about it.
+
+    Loaded from the checkpoint file with torch, or (``load`` with an engine other than torch) from
+    the card of its ONNX network without torch; then ``model`` and ``tracker`` read the checkpoint
+    the first time something asks for them (``bpd``, the codec, a policy not stored)."""
 
     config: RunConfig
-    model: UpscaleWaveNet
-    tracker: StepLossTracker
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     sha256: str = ""
     stored_policies: dict[str, Any] = field(default_factory=dict)  # make_checkpoint's policy_table
-    _trunks: dict[str, Trunk | None] = field(default_factory=dict, repr=False)
+    parameters: int = 0
+    onnx: OnnxNet | None = field(default=None, repr=False)  # the ONNX Runtime network, when loaded from its card
+    _model: UpscaleWaveNet | None = field(default=None, repr=False)
+    _tracker: StepLossTracker | None = field(default=None, repr=False)
 
-    def trunk(self, engine: str = "auto") -> Trunk | None:
-        """What runs the model's trunk on CPU (``engine.load_trunk``; None: PyTorch), once per engine."""
-        if engine not in self._trunks:
-            from .engine import load_trunk
+    @property
+    def model(self) -> UpscaleWaveNet:
+        if self._model is None:
+            self._read_weights()
+        assert self._model is not None
+        return self._model
 
-            self._trunks[engine] = load_trunk(self.path, self.sha256, engine, torch.get_num_threads())
-        return self._trunks[engine]
+    @property
+    def tracker(self) -> StepLossTracker:
+        if self._tracker is None:
+            self._read_weights()
+        assert self._tracker is not None
+        return self._tracker
+
+    def _read_weights(self) -> None:
+        if self.path is None:
+            raise UserError("this model has no checkpoint file to read its weights from")
+        full = load(self.path, "torch")
+        self._model, self._tracker = full._model, full._tracker
 
     @property
     def maps(self) -> StageMaps:
@@ -64,26 +87,54 @@ class LoadedModel:
     def known_bits(self) -> int:
         return self.config.ardm.known_bits
 
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """The stages the model covers (those its known bits leave open)."""
+        return tuple(self.maps.modelled_stages(self.known_bits))
+
+    @property
+    def halo(self) -> int:
+        """Samples a network call needs on each side of an output sample."""
+        return self.config.model.receptive_field() // 2
+
+    def net(self, device: Any = "cpu") -> tuple[Net, str]:
+        """What computes a network call on ``device``, and its engine's name: ONNX Runtime when the
+        model was loaded from its ONNX card and the device is the CPU, else PyTorch."""
+        if self.onnx is not None and str(device) == "cpu":
+            return self.onnx, "onnx"
+        return TorchNet(self.model, device), "torch"
+
     def policies(self, K: int, naive: bool = False) -> dict[int, np.ndarray]:
         """Policy fractions for a budget of K calls per stage, for every stage the model covers: the
         checkpoint's stored DP result for its budgets (the same numbers), else the DP run now."""
         stored = self.stored_policies.get(str(K), {}).get("fractions", {})
-        if not naive and all(str(s) in stored for s in self.model.stages):
-            return {s: np.asarray(stored[str(s)], dtype=np.float64) for s in self.model.stages}
-        return {s: policy.stage_policy(self.tracker.losses(s), K, naive) for s in self.model.stages}
+        if not naive and all(str(s) in stored for s in self.stages):
+            return {s: np.asarray(stored[str(s)], dtype=np.float64) for s in self.stages}
+        from . import policy
+
+        return {s: policy.stage_policy(self.tracker.losses(s), K, naive) for s in self.stages}
 
     def recommended_steps(self) -> int:
         return int(self.meta.get("recommended_steps", 16))
 
+    def card(self) -> dict[str, Any]:
+        """What ``load`` needs to describe this model without torch (stored in its ONNX network)."""
+        return {"config": self.config.to_dict(), "meta": self.meta, "policies": self.stored_policies,
+                "parameters": self.parameters, "package_version": __version__}
+
 
 def atomic_save(obj: dict[str, Any], path: Path) -> None:
     """torch.save to a temp file in the same folder, then rename over ``path``."""
+    import torch
+
     with replacing(path) as tmp:
         torch.save(obj, tmp)
 
 
 def policy_table(cfg: RunConfig, tracker: StepLossTracker) -> dict[str, Any]:
     """DP policies and their expected costs (bits per sample, summed over stages) per budget."""
+    from . import policy
+
     maps = StageMaps(cfg.ardm.schedule)
     out: dict[str, Any] = {}
     for K in DEFAULT_BUDGETS:
@@ -126,6 +177,8 @@ def make_checkpoint(
 
 def weights_digest(weights: dict[str, torch.Tensor]) -> str:
     """SHA-256 over the weights' names, shapes, dtypes and bytes (stored in and checked on load)."""
+    import torch
+
     h = hashlib.sha256()
     for k in sorted(weights):
         t = weights[k].detach().cpu().contiguous()
@@ -145,6 +198,8 @@ def export(src: Path, dst: Path, force: bool = False) -> None:
 
 def read_raw(path: Path) -> dict[str, Any]:
     """Load and validate the checkpoint dict (no model built)."""
+    import torch
+
     if not path.is_file():
         raise UserError(f"{path}: no such model file; pass a checkpoint written by 'upscale-audio train'")
     try:
@@ -171,11 +226,34 @@ def read_raw(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def load(path: str | Path | None = None) -> LoadedModel:
-    """Build the model of a checkpoint (the bundled default when ``path`` is None)."""
+def load(path: str | Path | None = None, engine: str = "torch") -> LoadedModel:
+    """A checkpoint's model (the bundled default when ``path`` is None).
+
+    ``engine``: "torch" reads the checkpoint with torch and builds the model; "auto" loads the model
+    from the card of its ONNX network when a usable one lies beside it (no torch), else as "torch";
+    "onnx" requires one (UserError saying why there is none)."""
+    check_engine(engine)
     p = Path(path) if path is not None else BUNDLED
     if path is None and not p.is_file():
         raise UserError("no bundled model in this installation; pass --model PATH (a checkpoint from 'train')")
+    if engine != "torch" and p.is_file():
+        sha = hashlib.sha256(p.read_bytes()).hexdigest()
+        net, card, why = open_onnx(p, sha, cpu_threads())
+        if net is not None:
+            return LoadedModel(RunConfig.from_dict(card["config"]), dict(card.get("meta", {})), p, sha,
+                               dict(card.get("policies", {})), int(card.get("parameters", 0)), onnx=net)
+        if engine == "onnx":
+            read_raw(p)  # a file that is not a checkpoint says so first
+            raise UserError(f"{p}: cannot run under ONNX Runtime: {why}; write its network with "
+                            f"'upscale-audio export --onnx {p}', or use --engine torch")
+    return _load_torch(p)
+
+
+def _load_torch(p: Path) -> LoadedModel:
+    """Read a checkpoint with torch and build its model."""
+    from .model import build_model
+    from .policy import StepLossTracker
+
     ckpt = read_raw(p)
     cfg = RunConfig.from_dict(ckpt["config"])
     model = build_model(cfg)
@@ -189,13 +267,14 @@ def load(path: str | Path | None = None) -> LoadedModel:
         raise UserError(f"{p}: damaged checkpoint (tracker shape does not match its config); use another --model")
     tracker.load_state_dict(ckpt["tracker"])
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
-    return LoadedModel(cfg, model, tracker, dict(ckpt.get("meta", {})), p, sha, dict(ckpt.get("policies", {})))
+    return LoadedModel(cfg, dict(ckpt.get("meta", {})), p, sha, dict(ckpt.get("policies", {})),
+                       model.num_parameters(), _model=model, _tracker=tracker)
 
 
 @lru_cache(maxsize=4)
-def load_cached(path: str | None = None) -> LoadedModel:
-    """``load``, once per path in a process (a batch of files, the Python API)."""
-    return load(path)
+def load_cached(path: str | None = None, engine: str = "torch") -> LoadedModel:
+    """``load``, once per path and engine in a process (a batch of files, the Python API)."""
+    return load(path, engine)
 
 
 def within_one_high_byte(lo: np.ndarray, hi: np.ndarray) -> bool:

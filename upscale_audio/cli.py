@@ -115,7 +115,7 @@ def enhance(
     seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 16000 samples on CPU, 20 s on GPU).")] = None,
-    engine: Annotated[Engine, typer.Option(help="What runs the network on CPU: auto (ONNX Runtime when the model has an .onnx beside it), torch or onnx.")] = Engine.auto,
+    engine: Annotated[Engine, typer.Option(help="What runs the network on CPU: auto (ONNX Runtime, without PyTorch, when the model has its .onnx beside it), torch or onnx.")] = Engine.auto,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
@@ -142,11 +142,12 @@ def enhance(
     dev = None
     if method == Method.ardm:
         from .checkpoint import load_cached
-        from .runner import pick_device
+        from .engine import pick_device
+        from .enhance_file import engine_for
 
-        if model is not None:
-            load_cached(str(model))  # a bad --model fails here, before any file
         dev = pick_device(device)
+        if model is not None:
+            load_cached(str(model), engine_for(engine.value, dev))  # a bad --model fails here, before any file
 
     def one(src: Path, dst: Path) -> None:
         line = restore_file(src, dst, opts, dev, lambda total, desc: _bar(total, desc, quiet),
@@ -172,7 +173,7 @@ def bpd(
 ) -> None:
     """Bits per sample of recordings under the model (their likelihood), with a standard error."""
     from .checkpoint import load
-    from .runner import pick_device
+    from .engine import pick_device
     from .scoring import bits_per_sample, read_recordings
 
     k = _steps(steps)

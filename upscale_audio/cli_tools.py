@@ -124,23 +124,23 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
     """Print the model card (size, receptive field, schedule, training data, stored policies) and
     which models are bundled for which job."""
     from . import codec
-    from .checkpoint import BUNDLED, BUNDLED_LOW_BYTE, load, read_raw
+    from .checkpoint import BUNDLED, BUNDLED_LOW_BYTE, load
     from .engine import onnx_path
     from .enhance import SAMPLE_STEPS
 
-    ckpt = load(model)
+    ckpt = load(model, "auto")
     assert ckpt.path is not None
-    cfg, m = ckpt.config, ckpt.model
-    rf = m.receptive_field()
+    cfg = ckpt.config
+    rf = cfg.model.receptive_field()
     rates = list(cfg.data.sample_rates) or [16000]
     meta = ckpt.meta
     lines = [
         f"model:            {ckpt.path} (sha256 {ckpt.sha256[:16]})",
-        f"parameters:       {m.num_parameters():,}",
+        f"parameters:       {ckpt.parameters:,}",
         f"backbone:         {cfg.model.blocks} blocks x {cfg.model.channels} channels, dilation cycle "
         f"{cfg.model.dilation_cycle}, features '{cfg.model.features}'",
         f"receptive field:  {rf} samples (" + ", ".join(f"{1000 * rf / r:.1f} ms at {r} Hz" for r in rates) + ")",
-        f"schedule:         {list(cfg.ardm.schedule)} (stages modelled: {list(m.stages)})",
+        f"schedule:         {list(cfg.ardm.schedule)} (stages modelled: {list(ckpt.stages)})",
         f"known bits:       {cfg.ardm.known_bits} (models the {16 - cfg.ardm.known_bits} bits below)",
         f"training data:    {meta.get('files', '?')} files, {float(meta.get('data_seconds', 0)) / 60:.1f} min, "
         f"rates {meta.get('sample_rates', '?')}",
@@ -150,14 +150,14 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         f"calls per stage:  --mode sample {SAMPLE_STEPS}, compress presets {codec.PRESETS} (the DP's "
         f"recommendation: {ckpt.recommended_steps()})",
         "stored policies:  " + ", ".join(
-            f"K={K}: {v['expected_bits']:.3f}" for K, v in read_raw(ckpt.path).get("policies", {}).items()) + " (expected bits/sample)",
+            f"K={K}: {v['expected_bits']:.3f}" for K, v in ckpt.stored_policies.items()) + " (expected bits/sample)",
     ]
     onnx = onnx_path(ckpt.path)
     engine = "PyTorch (no .onnx beside the model; 'upscale-audio export --onnx' writes one)"
-    if ckpt.trunk("auto") is not None:
-        engine = f"ONNX Runtime for the trunk ({onnx.name}), PyTorch for the rest; compress, decompress, bpd: PyTorch"
+    if ckpt.onnx is not None:
+        engine = f"enhance: ONNX Runtime ({onnx.name}, no PyTorch); compress, decompress, bpd: PyTorch"
     elif onnx.is_file():
-        engine = f"PyTorch ({onnx.name} is from another checkpoint or onnxruntime is missing)"
+        engine = f"PyTorch ({onnx.name} is from another checkpoint or an older version, or onnxruntime is missing)"
     lines.append(f"CPU engine:       {engine}")
     roles = {BUNDLED: "all 16 bits: bpd, compress, enhance of other inputs",
              BUNDLED_LOW_BYTE: "the low byte: enhance of 8..15-bit PCM"}
@@ -170,13 +170,13 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (e.g. RUN_DIR/latest.pt).")],
     out: Annotated[Path | None, typer.Argument(help="Where to write the inference-only model.")] = None,
-    onnx: Annotated[bool, typer.Option("--onnx", help="Also write the network's trunk as OUT.onnx for ONNX Runtime "
-                                                      "(faster CPU restores; needs: pip install onnx). Without OUT: "
+    onnx: Annotated[bool, typer.Option("--onnx", help="Also write the network as OUT.onnx for ONNX Runtime "
+                                                      "(faster CPU restores without PyTorch; needs: pip install onnx). Without OUT: "
                                                       "only the .onnx of CHECKPOINT.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f")] = False,
 ) -> None:
     """Strip training state from a checkpoint (EMA weights, config, policies remain); --onnx: its
-    ONNX trunk beside it."""
+    ONNX network beside it."""
     from .checkpoint import export, load
     from .engine import export_onnx, onnx_path
 
@@ -190,5 +190,5 @@ def export_cmd(
     if onnx:
         dst = onnx_path(target)
         ckpt = load(target)
-        export_onnx(ckpt.model, ckpt.sha256, dst)
+        export_onnx(ckpt.model, ckpt.sha256, ckpt.card(), dst)
         typer.echo(f"wrote {dst}", err=True)

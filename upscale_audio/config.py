@@ -51,6 +51,20 @@ class ModelConfig:
     prior_half: int = 256  # half-width of the prior's covariance window (samples)
     prior_taps: int = 8  # neighbours per side of the prior's interpolator
 
+    def dilations(self) -> list[int]:
+        """Dilation of each residual block: 1, 2, ..., 2**(cycle - 1), repeated."""
+        return [2 ** (i % self.dilation_cycle) for i in range(self.blocks)]
+
+    def receptive_field(self) -> int:
+        """Input samples that can influence one output sample (two-sided): the input conv, the
+        blocks, the features' reach and the prior's window."""
+        half = 1 + sum(d * (self.kernel_size // 2) for d in self.dilations())
+        if self.features in ("scaled", "predict"):
+            half += max(self.smooth_width // 2, 1 if self.features == "scaled" else 2)
+        if self.prior != "none":
+            half += self.prior_half  # the prior at the edge of the conv's reach sees this far
+        return 2 * half + 1
+
 
 @dataclass(frozen=True)
 class ARDMConfig:

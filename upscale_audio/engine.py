@@ -1,42 +1,120 @@
-"""Where the network's trunk runs at inference on CPU: PyTorch, or ONNX Runtime (docs/DESIGN.md §4).
+"""Where a network call runs: PyTorch, or ONNX Runtime without PyTorch (docs/DESIGN.md §4).
 
-The trunk (:meth:`model.UpscaleWaveNet.trunk`: input conv, residual blocks, head; nearly all of a
-call's arithmetic) runs 1.7-2x faster under ONNX Runtime than under PyTorch on our 2-core CPU
-(``benchmarks/bench_engine.py``; a whole mean restore 1.37x, docs/RESULTS.md §13). A checkpoint
-``X.pt`` uses it when ``X.onnx`` lies beside it and was exported from that very file (the ONNX
-metadata holds its sha256): the bundled models ship one, ``upscale-audio export --onnx`` writes one
-for any other. The features, the step embedding, the
-output layer and everything after it stay in PyTorch, so the composition of a call has one owner
-(``UpscaleWaveNet.forward``).
+A *net* takes numpy arrays and returns numpy logits (``runner.Net``); the reveal walk, the choosers
+and the chunking around it are numpy only. Two kinds:
 
-The two engines agree to about 1e-5 in the logits, not bit for bit, so a restore can differ in
-rare samples (measured in docs/RESULTS.md); ``--engine torch`` gives PyTorch's output. The codec
-always uses PyTorch: its decoder must reproduce the encoder's probabilities exactly.
+* :class:`TorchNet` - the model itself (CPU or CUDA). ``bpd``, ``compress`` and ``decompress``
+  always use it: the codec's decoder must reproduce the encoder's probabilities exactly.
+* :class:`OnnxNet` - the whole call (features, trunk, output layer) exported to ONNX and run by
+  ONNX Runtime on CPU. A restore with it never imports torch: it starts in a fraction of a second
+  and runs the network 1.5-2x faster (``benchmarks/bench_engine.py``, docs/RESULTS.md §15).
+
+A checkpoint ``X.pt`` uses ``X.onnx`` when that file lies beside it and was exported from that very
+file: its metadata holds the checkpoint's sha256 and a *card* (config, stored policies, facts) from
+which :func:`checkpoint.load` builds the model's description without reading ``X.pt`` with torch.
+The bundled models ship one; ``upscale-audio export --onnx`` writes one for any other. The two
+engines agree to about 1e-5 in the logits, not bit for bit, so a restore can differ in rare
+samples (measured in docs/RESULTS.md); ``--engine torch`` gives PyTorch's output.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
+from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .errors import UserError
 from .files import replacing
-from .model import Trunk, UpscaleWaveNet
+
+if TYPE_CHECKING:
+    from .model import UpscaleWaveNet
 
 ENGINES = ("auto", "torch", "onnx")
 SHA_KEY = "upscale_audio.checkpoint_sha256"  # ONNX metadata: the checkpoint file it was exported from
+CARD_KEY = "upscale_audio.card"  # ONNX metadata: JSON of what checkpoint.load needs without torch
+KIND = "call-1"  # what the ONNX graph computes: a whole network call (numpy in, logits out)
+INPUTS = ("value", "revealed", "stage", "t_frac", "iv_lo", "iv_hi")
 
 
 def onnx_path(checkpoint: Path) -> Path:
-    """Where a checkpoint's ONNX trunk lives: beside it, same stem."""
+    """Where a checkpoint's ONNX network lives: beside it, same stem."""
     return checkpoint.with_suffix(".onnx")
 
 
-class OnnxTrunk:
-    """An ONNX Runtime session of a model's trunk, called like :meth:`UpscaleWaveNet.trunk`."""
+def cpu_threads() -> int:
+    """Threads for a CPU network: OMP_NUM_THREADS when set, else the CPUs this process may use."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _torch_built_with_cuda() -> bool:
+    """Whether the installed torch is a CUDA build, read from torch/version.py without importing
+    torch (1.7 s): a CPU-only build can never pick CUDA, so ``--device auto`` need not ask it."""
+    spec = find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    version = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        text = version.read_text()
+    except OSError:
+        return True  # cannot tell: ask torch
+    m = re.search(r"^cuda\b[^=\n]*=\s*(.+)$", text, re.M)
+    return m is None or m.group(1).strip() not in ("None", "''", '""')
+
+
+def pick_device(name: str = "auto") -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; under torchrun (LOCAL_RANK) one GPU per rank.
+    Imports torch only when CUDA may be there. Raises UserError for an unavailable choice."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
+    if name == "cpu" or (name == "auto" and not _torch_built_with_cuda()):
+        return "cpu"
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if not torch.cuda.is_available():
+        return "cpu"
+    if "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return "cuda"
+
+
+class TorchNet:
+    """A network call by the PyTorch model (bf16 autocast on CUDA; the input layer stays float32)."""
+
+    def __init__(self, model: UpscaleWaveNet, device: Any = "cpu"):
+        import torch
+
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.autocast = self.device.type == "cuda"
+
+    def __call__(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
+                 iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> np.ndarray:
+        """See ``runner.Net``: numpy in, logits float32 [B, T, W] out."""
+        import torch
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+        lo = t(iv_lo) if iv_lo is not None else None
+        hi = t(iv_hi) if iv_hi is not None else None
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            out = self.model(t(value), t(revealed.astype(np.float32)), t(stage), t(t_frac.astype(np.float32)), lo, hi)
+        return out.float().cpu().numpy()
+
+
+class OnnxNet:
+    """An ONNX Runtime session of a whole network call (``export_onnx``), called like a TorchNet."""
 
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
@@ -45,87 +123,95 @@ class OnnxTrunk:
         so.intra_op_num_threads = max(1, threads)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3  # errors only
-        # no busy-waiting between runs: PyTorch's threads work between them, on the same cores
+        # no busy-waiting between runs: numpy works between them, on the same cores
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.checkpoint_sha256 = self.session.get_modelmeta().custom_metadata_map.get(SHA_KEY, "")
 
-    def __call__(self, feats: torch.Tensor, value: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        """feats [B, F, T], value long [B, T], temb [B, 4C] -> z float32 [B, C, T]."""
-        (z,) = self.session.run(None, {
-            "feats": feats.detach().float().cpu().numpy(),
-            "value": value.detach().cpu().numpy().astype(np.int64, copy=False),
-            "temb": temb.detach().float().cpu().numpy(),
+    def __call__(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
+                 iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> np.ndarray:
+        """See ``runner.Net``, with one stage for the whole batch (what the reveal walk calls: the
+        export computes only that stage's output rows). No known interval is the range [0, 65536)."""
+        if np.any(np.asarray(stage) != np.asarray(stage).flat[0]):
+            raise ValueError("an ONNX network call takes one stage for the whole batch")
+        if iv_lo is None or iv_hi is None:
+            iv_lo, iv_hi = np.zeros_like(value), np.full_like(value, 1 << 16)
+        (out,) = self.session.run(None, {
+            "value": np.ascontiguousarray(value, dtype=np.int64),
+            "revealed": np.ascontiguousarray(revealed, dtype=np.float32),
+            "stage": np.ascontiguousarray(stage, dtype=np.int64),
+            "t_frac": np.ascontiguousarray(t_frac, dtype=np.float32),
+            "iv_lo": np.ascontiguousarray(iv_lo, dtype=np.int64),
+            "iv_hi": np.ascontiguousarray(iv_hi, dtype=np.int64),
         })
-        return torch.from_numpy(z)
+        return out
 
 
-def load_trunk(checkpoint: Path | None, sha256: str, engine: str, threads: int) -> Trunk | None:
-    """The trunk a CPU restore runs: an :class:`OnnxTrunk` (engine ``onnx``, or ``auto`` when the
-    checkpoint has a matching ``.onnx`` beside it), None for PyTorch. ``onnx`` without one is an
-    error that says how to make one."""
-    if engine not in ENGINES:
-        raise UserError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
-    if engine == "torch" or checkpoint is None:
-        return None
+def open_onnx(checkpoint: Path, sha256: str, threads: int) -> tuple[OnnxNet | None, dict[str, Any], str]:
+    """``checkpoint``'s ONNX network when it is usable: (net, card, ""); else (None, {}, why not)."""
     path = onnx_path(checkpoint)
     if not path.is_file():
-        if engine == "onnx":
-            raise UserError(f"{checkpoint}: no ONNX trunk beside it ({path.name}); write one with "
-                            f"'upscale-audio export --onnx {checkpoint}', or use --engine torch")
-        return None
+        return None, {}, f"no ONNX network beside it ({path.name})"
     try:
-        trunk = OnnxTrunk(path, threads)
+        net = OnnxNet(path, threads)
     except ImportError:
-        if engine == "onnx":
-            raise UserError("--engine onnx needs onnxruntime (pip install onnxruntime); or use --engine torch") \
-                from None
-        return None
+        return None, {}, "onnxruntime is not installed (pip install onnxruntime)"
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own kinds for unreadable files
-        raise UserError(f"{path}: not a readable ONNX model ({type(e).__name__}); delete it or re-export it with "
-                        f"'upscale-audio export --onnx {checkpoint}'") from None
-    if trunk.checkpoint_sha256 != sha256:
-        if engine == "onnx":
-            raise UserError(f"{path}: exported from another checkpoint than {checkpoint.name}; re-export it with "
-                            f"'upscale-audio export --onnx {checkpoint}'")
-        return None  # stale: PyTorch gives this checkpoint's own output
-    return trunk
+        return None, {}, f"{path.name} is not a readable ONNX model ({type(e).__name__}); delete or re-export it"
+    props = net.session.get_modelmeta().custom_metadata_map
+    if props.get(SHA_KEY) != sha256:
+        return None, {}, f"{path.name} was exported from another checkpoint"
+    try:
+        card = json.loads(props.get(CARD_KEY, ""))
+    except ValueError:
+        card = None
+    if not isinstance(card, dict) or card.get("kind") != KIND:
+        return None, {}, f"{path.name} was written by an older upscale-audio"
+    return net, card, ""
 
 
-class _TrunkModule(torch.nn.Module):
-    """The trunk as a module of its own (what the exporter traces)."""
-
-    def __init__(self, model: UpscaleWaveNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, feats: torch.Tensor, value: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        return self.model.trunk(feats, value, temb)
+def check_engine(engine: str) -> None:
+    """UserError unless ``engine`` is one of ENGINES."""
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
 
 
-def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, dst: Path) -> None:
-    """Write ``model``'s trunk as ONNX (batch and length dynamic) with the checkpoint's sha256 in its
-    metadata. Needs the ``onnx`` package (``pip install onnx``); the runtime needs only onnxruntime."""
+def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, Any], dst: Path) -> None:
+    """Write ``model``'s whole network call as ONNX (batch and length dynamic) with the checkpoint's
+    sha256 and ``card`` in its metadata. Needs the ``onnx`` package (``pip install onnx``); the
+    runtime needs only onnxruntime. Models with a classical prior (numba) run on PyTorch only."""
     try:
         import onnx
     except ImportError:
-        raise UserError("exporting an ONNX trunk needs the onnx package: pip install onnx") from None
+        raise UserError("exporting an ONNX network needs the onnx package: pip install onnx") from None
     import warnings
+
+    import torch
+
+    if model.cfg.prior != "none":
+        raise UserError("a model with a classical prior (model.prior) runs on PyTorch only; it has no ONNX export")
+
+    class Call(torch.nn.Module):
+        def __init__(self, m: UpscaleWaveNet):
+            super().__init__()
+            self.m = m
+
+        def forward(self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
+                    iv_lo: torch.Tensor, iv_hi: torch.Tensor) -> torch.Tensor:
+            return self.m(value, revealed, stage, t_frac, iv_lo, iv_hi)
 
     model = model.eval()
     B, T = 1, 4096
-    feats = torch.zeros(B, model.input_conv.in_channels, T)
-    value = torch.zeros(B, T, dtype=torch.long)
-    temb = torch.zeros(B, 4 * model.cfg.channels)
+    stage = torch.full((B,), model.stages[-1], dtype=torch.long)
+    args = (torch.full((B, T), 32768, dtype=torch.long), torch.zeros(B, T), stage, torch.zeros(B),
+            torch.zeros(B, T, dtype=torch.long), torch.full((B, T), 1 << 16, dtype=torch.long))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_TrunkModule(model), (feats, value, temb), buf,  # type: ignore[arg-type]
-                          input_names=["feats", "value", "temb"],
-                          output_names=["z"], opset_version=17, dynamo=False,
-                          dynamic_axes={"feats": {0: "B", 2: "T"}, "value": {0: "B", 1: "T"}, "temb": {0: "B"},
-                                        "z": {0: "B", 2: "T"}})
+        torch.onnx.export(Call(model), args, buf, input_names=list(INPUTS), output_names=["logits"],  # type: ignore[arg-type]
+                          opset_version=17, dynamo=False,
+                          dynamic_axes={**{k: {0: "B", 1: "T"} for k in ("value", "revealed", "iv_lo", "iv_hi")},
+                                        "stage": {0: "B"}, "t_frac": {0: "B"}, "logits": {0: "B", 1: "T"}})
     proto = onnx.load_from_string(buf.getvalue())
-    onnx.helper.set_model_props(proto, {SHA_KEY: checkpoint_sha256})
+    onnx.helper.set_model_props(proto, {SHA_KEY: checkpoint_sha256, CARD_KEY: json.dumps({**card, "kind": KIND})})
     with replacing(dst) as tmp:
         onnx.save(proto, tmp)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from . import bits, intervals
 from .checkpoint import LoadedModel
@@ -48,6 +47,7 @@ class EnhanceResult:
     calls: int
     stages: int
     seconds: float
+    engine: str = "torch"  # what ran the network: onnx or torch
 
 
 def enhance_array(
@@ -72,22 +72,21 @@ def enhance_intervals(
     naive: bool = False,
     seed: int = 0,
     key: int | None = None,
-    device: torch.device | None = None,
+    device: Any = "cpu",
     chunk: int | None = None,
     rate: int = 16000,
     progress: Callable[[int], None] | None = None,
-    engine: str = "auto",
 ) -> EnhanceResult:
     """Restore every sample inside its known interval [iv_lo, iv_hi) (int [C, T], offset binary).
 
     ``steps``: network calls per stage (int), "full" (one position per call) or None
-    (``SAMPLE_STEPS``). Channels are folded into the batch. ``engine``: what runs the trunk on CPU
-    (``engine.load_trunk``: auto, torch or onnx).
+    (``SAMPLE_STEPS``). Channels are folded into the batch. ``device``: "cpu" (ONNX Runtime when
+    ``ckpt`` was loaded from its ONNX card, else PyTorch) or a CUDA device.
     """
     stages = open_stages(ckpt, iv_lo, iv_hi)
-    device = device or torch.device("cpu")
-    trunk = ckpt.trunk(engine) if device.type == "cpu" else None
-    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(rate, device), trunk=trunk)
+    net, engine = ckpt.net(device or "cpu")
+    gpu = str(device).startswith("cuda")
+    runner = ChunkedRunner(net, ckpt.halo, chunk or default_chunk(rate, gpu), max_batch=8 if gpu else 1)
     if steps == "full":
         policies = None
     else:
@@ -97,15 +96,14 @@ def enhance_intervals(
     out, calls = generate(runner, np.asarray(iv_lo, dtype=np.int64), np.asarray(iv_hi, dtype=np.int64),
                           ckpt.config.ardm.schedule, stages, policies, keys, mode, progress)
     n = calls if mode == "mean" else len(stages)
-    return EnhanceResult(out, calls, n, time.perf_counter() - t0)
+    return EnhanceResult(out, calls, n, time.perf_counter() - t0, engine)
 
 
 def open_stages(ckpt: LoadedModel, iv_lo: np.ndarray, iv_hi: np.ndarray) -> list[int]:
     """The stages the intervals leave open; ValueError if the model does not cover one of them."""
-    lo = torch.from_numpy(np.asarray(iv_lo, dtype=np.int64))
-    hi = torch.from_numpy(np.asarray(iv_hi, dtype=np.int64))
+    lo, hi = np.asarray(iv_lo, dtype=np.int64), np.asarray(iv_hi, dtype=np.int64)
     stages = ckpt.maps.open_stages(lo, hi, range(ckpt.maps.S))
-    if any(s not in ckpt.model.stages for s in stages):
+    if any(s not in ckpt.stages for s in stages):
         raise ValueError(f"the model covers only the bits below the top {ckpt.known_bits}; this input leaves "
                          "higher bits open")
     return stages

@@ -1,6 +1,7 @@
 """Restoring one file, as ``enhance`` does: read it, decide what it knows, restore, check, write.
 
-Imports torch only when the model is used, so a model-free restore starts fast.
+Imports nothing of the network unless the model is used, and then torch only when the model runs
+on PyTorch (``engine.py``), so a restore starts fast.
 """
 
 from __future__ import annotations
@@ -8,13 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import audio, intervals
 from .errors import UserError
-
-if TYPE_CHECKING:
-    import torch
 
 
 @dataclass
@@ -32,13 +30,13 @@ class RestoreOptions:
     chunk_seconds: float | None = None
     force: bool = False
     model: Path | None = None  # None: the bundled model that fits the input (checkpoint.model_for)
-    engine: str = "auto"  # what runs the network's trunk on CPU: auto, torch or onnx (engine.py)
+    engine: str = "auto"  # what runs the network on CPU: auto, torch or onnx (engine.py)
 
 
 Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manager with .update(n)
 
 
-def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.device | None,
+def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: str | None,
                  bar: Bar, warn: Callable[[str], None]) -> str:
     """Restore one file into ``dst`` (written atomically); returns a one-line summary. Raises
     UserError for an input there is nothing to do with or a model that cannot restore it. The model
@@ -59,7 +57,7 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.devic
         from .checkpoint import load_cached, model_for
         from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
 
-        ckpt = load_cached(model_for(opts.model, lo, hi))
+        ckpt = load_cached(model_for(opts.model, lo, hi), engine_for(opts.engine, device))
         assert ckpt.path is not None
         rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
@@ -72,14 +70,12 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.devic
             n_stages = len(open_stages(ckpt, lo, hi))
             with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
                 res = enhance_intervals(lo, hi, ckpt, mode=opts.mode, steps=opts.steps, naive=opts.naive,
-                                        key=file_key(opts.seed, src), device=device, chunk=chunk, rate=a.rate,
-                                        progress=b.update, engine=opts.engine)
+                                        key=file_key(opts.seed, src), device=device or "cpu", chunk=chunk, rate=a.rate,
+                                        progress=b.update)
         except ValueError as e:
             raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
         calls = res.calls // max(res.stages, 1)
-        on_cpu = device is None or device.type == "cpu"
-        engine = "onnx" if on_cpu and ckpt.trunk(opts.engine) is not None else "torch"
-        out_u, info = res.u, (f"model {ckpt.path.name} ({engine}), {res.stages} stage(s) x {calls} call(s), "
+        out_u, info = res.u, (f"model {ckpt.path.name} ({res.engine}), {res.stages} stage(s) x {calls} call(s), "
                               f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
     else:
         out_u, info = intervals.restore_simple(lo, hi, opts.method), opts.method
@@ -87,3 +83,8 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: torch.devic
         raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
     audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=opts.force)
     return f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}"
+
+
+def engine_for(engine: str, device: str | None) -> str:
+    """The engine a model is loaded for: ONNX Runtime runs on CPU only, so a CUDA device takes torch."""
+    return engine if device in (None, "cpu") else "torch"

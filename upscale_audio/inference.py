@@ -11,14 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
-from . import ardm
 from .runner import ChunkedRunner
 from .walk import Call, Orders, Step, Walk, plan
 
 Progress = Callable[[int], None]
 MODES = ("sample", "mean")
+
+
+def sample_from(logp: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of one digit per position. logp [n, W], uniform [n] in [0, 1) -> int64 [n]."""
+    cdf = np.cumsum(np.exp(logp).astype(np.float64), -1)
+    cdf /= cdf[:, -1:]
+    idx = (cdf <= np.asarray(uniform, dtype=np.float64)[:, None]).sum(-1)  # searchsorted, right side
+    # never land on a zero-probability (disallowed) digit through rounding at the top of the CDF
+    top = logp.shape[-1] - 1 - np.argmax((logp > -np.inf)[:, ::-1], -1)
+    return np.minimum(idx, top).astype(np.int64)
+
+
+def expected_digit(logp: np.ndarray) -> np.ndarray:
+    """Posterior mean of the digit. logp [n, W] -> float32 [n] (a float32 sum of 2**w terms)."""
+    p = np.exp(logp)
+    return (p @ np.arange(logp.shape[-1], dtype=p.dtype)) / p.sum(-1)
 
 
 def generate(
@@ -55,7 +69,7 @@ def generate(
 
     def draw(call: Call) -> np.ndarray:
         unif = orders.uniforms(call.row, call.step.stage, call.pos)
-        return ardm.sample_from(call.log_probs().cpu(), torch.from_numpy(unif)).numpy()
+        return sample_from(call.log_probs(), unif)
 
     calls = walk.run(u, plan(stages, policies, T), draw, progress=progress)
     return u, calls
@@ -84,9 +98,9 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
         def mean(call: Call, low: int = low, high: int = high, open_here: np.ndarray = open_here) -> np.ndarray:
             r, pos = call.row, call.pos
             lp = call.log_probs()
-            m = ardm.expected_digit(lp).cpu().numpy()  # in digit units
+            m = expected_digit(lp)  # in digit units
             base = (u[r, pos] >> high) << high
-            dlo, dhi = call.dlo.cpu().numpy(), call.dhi.cpu().numpy()
+            dlo, dhi = call.dlo, call.dhi
             # E[value - x_past] = sum_d p_d c_d, c_d the centre of what digit d allows: (2**low - 1) / 2
             # above d 2**low for a whole digit; the interval's edge digits (G.711 bins do not align
             # with digits) are cut by it, so their centres move (zero for aligned, linear intervals)
@@ -98,8 +112,8 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
                 cuts.append((d, weight * ((a + b - 1) / 2 - (base + (d << low) + ((1 << low) - 1) / 2))))
             cut_rows = np.flatnonzero((cuts[0][1] != 0) | (cuts[1][1] != 0))
             if cut_rows.size:  # probabilities only where an edge digit is cut (never for linear depths)
-                pt = lp[torch.from_numpy(cut_rows).to(lp.device)].exp().double()
-                p = (pt / pt.sum(-1, keepdim=True)).cpu().numpy()
+                pt = np.exp(lp[cut_rows]).astype(np.float64)
+                p = pt / pt.sum(-1, keepdims=True)
                 for d, cut in cuts:
                     shift[cut_rows] += p[np.arange(cut_rows.size), d[cut_rows]] * cut[cut_rows]
             off = np.floor(m * (1 << low) + ((1 << low) - 1) / 2 + shift + 0.5).astype(np.int64)

@@ -23,7 +23,6 @@ Shapes: B batch, T time, C channels, W = 2**(widest modelled stage).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +34,6 @@ from .features import CLIP, predictor_features
 
 OUTPUT_SCALE = 0.1  # the prior model's output layer acts at a tenth of the backbone's step size
 CORRECTION = 4.0  # the network moves the prior by at most this many scales, and its log-scale by this much
-# What runs UpscaleWaveNet.trunk: (feats [B, F, T], value long [B, T], temb [B, 4C]) -> z [B, C, T]
-Trunk = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _n_features(cfg: ModelConfig, n_stages: int) -> int:
@@ -85,6 +82,8 @@ class UpscaleWaveNet(nn.Module):
 
     lows: torch.Tensor  # [S] bits below each stage (buffer)
     widths: torch.Tensor  # [S] stage widths in bits (buffer)
+    stage_rows: torch.Tensor  # [S, W] the output rows of each stage's digits (buffer)
+    stage_pad: torch.Tensor  # [S, W] True for a narrower stage's padding (buffer)
 
     def __init__(self, cfg: ModelConfig, schedule: tuple[int, ...], stages: tuple[int, ...]):
         super().__init__()
@@ -101,13 +100,24 @@ class UpscaleWaveNet(nn.Module):
         self.top_embed = nn.Embedding(256, cfg.embed_dim) if cfg.features != "plain" else None
         self.embed_proj = nn.Conv1d(cfg.embed_dim, C, 1) if self.top_embed is not None else None
         self.step_mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.SiLU(), nn.Linear(4 * C, 4 * C), nn.SiLU())
-        self.dilations = [2 ** (i % cfg.dilation_cycle) for i in range(cfg.blocks)]
+        self.dilations = cfg.dilations()
         self.blocks = nn.ModuleList(ResidualBlock(C, cfg.kernel_size, d) for d in self.dilations)
         self.head = nn.Conv1d(C, C, 1)
         # one block of logits per modelled stage; offsets into the output channels
         sizes = [2 ** self.schedule[s] for s in self.stages]
         self.out_offsets = output_offsets(self.schedule, self.stages)
         self.max_classes = max(sizes)
+        # the output rows of each stage (by its index in the schedule), padded to max_classes with
+        # its last row; stage_pad marks the padding (-inf logits) when the stages' widths differ
+        rows = torch.zeros(self.n_stages, self.max_classes, dtype=torch.long)
+        pad = torch.zeros(self.n_stages, self.max_classes, dtype=torch.bool)
+        for i, st in enumerate(self.stages):
+            n = sizes[i]
+            rows[st] = self.out_offsets[i] + torch.arange(self.max_classes).clamp(max=n - 1)
+            pad[st, n:] = True
+        self.register_buffer("stage_rows", rows, persistent=False)
+        self.register_buffer("stage_pad", pad, persistent=False)
+        self.padded = bool(pad.any())
         # with a prior, two more outputs: its location shift (in prior scales) and log-scale change
         self.n_prior_out = 2 if cfg.prior != "none" else 0
         self.out = nn.Conv1d(C, sum(sizes) + self.n_prior_out, 1)
@@ -117,13 +127,8 @@ class UpscaleWaveNet(nn.Module):
 
     # ------------------------------------------------------------------ geometry
     def receptive_field(self) -> int:
-        """Input samples that can influence one output sample (two-sided)."""
-        half = 1 + sum(d * (self.cfg.kernel_size // 2) for d in self.dilations)  # input conv + blocks
-        if self.cfg.features in ("scaled", "predict"):
-            half += max(self.cfg.smooth_width // 2, 1 if self.cfg.features == "scaled" else 2)
-        if self.cfg.prior != "none":
-            half += self.cfg.prior_half  # the prior at the edge of the conv's reach sees this far
-        return 2 * half + 1
+        """Input samples that can influence one output sample (two-sided): ``ModelConfig.receptive_field``."""
+        return self.cfg.receptive_field()
 
     # ------------------------------------------------------------------ inputs
     def current_interval(
@@ -219,7 +224,7 @@ class UpscaleWaveNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(
         self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
-        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None, trunk: Trunk | None = None,
+        iv_lo: torch.Tensor | None = None, iv_hi: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Digit logits of each example's stage.
 
@@ -229,21 +234,19 @@ class UpscaleWaveNet(nn.Module):
             stage: long [B], stage index (into the full schedule) of each example.
             t_frac: float [B], global step as a fraction: (stage + t / D) / n_stages.
             iv_lo, iv_hi: long [B, T], the input's known interval [lo, hi) per sample (None: nothing).
-            trunk: what runs :meth:`trunk` (None: this module; inference may pass an ONNX Runtime
-                session of the same weights, ``engine.py``).
         Returns:
             float [B, T, W]; classes beyond 2**width of an example's stage are -inf. With a prior,
             its digit log-probabilities plus the network's logits (-inf where the interval excludes).
         """
         if self.cfg.prior == "none":
             feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi)
-            return self.forward_features(feats, value, stage, t_frac, trunk)
+            return self.forward_features(feats, value, stage, t_frac)
         mu, sigma = self.prior_of(value, revealed, stage, iv_lo, iv_hi)
         feats, _ = self.features(value, revealed, stage, iv_lo, iv_hi, (mu, sigma))
         # the output enters scaled down: with Adam the step size of the output layer is what moves a
         # sharp prior, and at the backbone's learning rate early noisy steps undo it (measured: the
         # training bpd rose from 9.0 to 11.8 in the first 100 steps at full scale)
-        out = OUTPUT_SCALE * self.forward_features(feats, value, stage, t_frac, trunk)  # [B, T, W + 2]
+        out = OUTPUT_SCALE * self.forward_features(feats, value, stage, t_frac)  # [B, T, W + 2]
         logits, shift, log_scale = out[..., :-2], out[..., -2], out[..., -1]
         low = self.lows[stage][:, None]
         past = (value >> (low + self.widths[stage][:, None])) << (low + self.widths[stage][:, None])
@@ -259,10 +262,9 @@ class UpscaleWaveNet(nn.Module):
 
     def forward_features(
         self, feats: torch.Tensor, value: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
-        trunk: Trunk | None = None,
     ) -> torch.Tensor:
         """Logits of each example's stage from its features: the trunk, then the stage's output rows."""
-        z = (trunk or self.trunk)(feats, value, self.step_embedding(t_frac))
+        z = self.trunk(feats, value, self.step_embedding(t_frac))
         return self._stage_logits(z, stage)
 
     def trunk(self, feats: torch.Tensor, value: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
@@ -294,18 +296,20 @@ class UpscaleWaveNet(nn.Module):
         return self._digit_logits(zt, stage, self.out.out_channels)
 
     def _digit_logits(self, zt: torch.Tensor, stage: torch.Tensor, n_out: int) -> torch.Tensor:
-        """zt [B, T, C] -> the stage's digit logits [B, T, W] (the output layer's rows of that stage)."""
+        """zt [B, T, C] -> the stage's digit logits [B, T, W] (the output layer's rows of that stage).
+
+        Inference calls one stage per batch (and an ONNX export must assume it: a traced branch on
+        the values of ``stage`` would be frozen into the graph), so then only that stage's rows are
+        computed, picked by indexing with the stage (``stage_rows``), not by Python slicing."""
         B, T, _ = zt.shape
         w, b = self.out.weight[:, :, 0], self.out.bias
         assert b is not None
         if len(self.stages) == 1:
             return F.linear(zt, w[:n_out], b[:n_out])
-        first = int(stage[0])
-        if bool((stage == first).all()) and self.schedule[first] == max(self.schedule[s] for s in self.stages):
-            # one stage in the whole batch (inference): compute only its rows of the output layer
-            i = self.stages.index(first)
-            rows = slice(self.out_offsets[i], self.out_offsets[i] + 2 ** self.schedule[first])
-            return F.linear(zt, w[rows], b[rows])
+        if torch.onnx.is_in_onnx_export() or bool((stage == stage[0]).all()):
+            rows = self.stage_rows[stage[0]]  # [W]
+            out = F.linear(zt, w[rows], b[rows])
+            return out.masked_fill(self.stage_pad[stage[0]], float("-inf")) if self.padded else out
         out = F.linear(zt, w[:n_out], b[:n_out])  # [B, T, n_out]
         res = out.new_full((B, T, self.max_classes), float("-inf"))
         for i, s in enumerate(self.stages):
@@ -356,7 +360,7 @@ def narrow_to_stages(state: dict[str, torch.Tensor], model: UpscaleWaveNet, from
 
 def build_model(cfg: RunConfig) -> UpscaleWaveNet:
     """The backbone a run config describes (the stages its known bits leave open)."""
-    from .ardm import StageMaps
+    from .stages import StageMaps
 
     maps = StageMaps(cfg.ardm.schedule)
     return UpscaleWaveNet(cfg.model, maps.schedule, tuple(maps.modelled_stages(cfg.ardm.known_bits)))

@@ -11,35 +11,20 @@ the whole file does) and only its core is kept::
 
 Consecutive windows of equal length are batched together; windows are consumed in order (or in
 reverse order), so a coder that depends on the order of its symbols sees the same order every time.
+This module is numpy only: the network behind it (``engine.py``) may be PyTorch or ONNX Runtime.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from . import ardm
-from .errors import UserError
-from .model import Trunk, UpscaleWaveNet
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; under torchrun (LOCAL_RANK) one GPU per rank.
-    Raises UserError for an unavailable choice."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device {name!r}: choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    if "LOCAL_RANK" in os.environ:
-        return torch.device(f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}")
-    return torch.device("cuda")
+# What computes a network call: (value int64 [B, T], revealed bool [B, T], stage int64 [B],
+# t_frac float32 [B], iv_lo int64 [B, T] | None, iv_hi int64 [B, T] | None) -> logits float32 [B, T, W]
+Net = Callable[..., np.ndarray]
 
 
 @dataclass
@@ -74,30 +59,15 @@ def batches(ws: list[Window], max_batch: int) -> Iterator[list[Window]]:
 
 
 class ChunkedRunner:
-    """Runs a model over long sequences in chunks. ``chunk``: core samples per window."""
+    """Runs a network over long sequences in chunks. ``net``: what computes a call's logits
+    (``engine.TorchNet`` or ``engine.OnnxNet``); ``halo``: half its receptive field; ``chunk``:
+    core samples per window; ``max_batch``: windows per network call."""
 
-    def __init__(self, model: UpscaleWaveNet, device: torch.device, chunk: int = 16000, max_batch: int | None = None,
-                 trunk: Trunk | None = None):
-        self.model = model.eval().to(device)
-        self.trunk = trunk  # None: the model's own (PyTorch); else e.g. an engine.OnnxTrunk
-        self.device = device
-        self.halo = model.receptive_field() // 2
+    def __init__(self, net: Net, halo: int, chunk: int = 16000, max_batch: int = 1):
+        self.net = net
+        self.halo = int(halo)
         self.chunk = max(1, int(chunk))
-        self.max_batch = max_batch or default_batch(device)
-        self.autocast = device.type == "cuda"
-
-    def logits(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
-               iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> torch.Tensor:
-        """Network logits of a batch of windows: value int [B, T], revealed bool [B, T], stage [B],
-        t_frac [B], known intervals iv_lo/iv_hi int [B, T] (None: nothing known) -> float32 [B, T, W]."""
-        v = torch.from_numpy(value).to(self.device)
-        r = torch.from_numpy(revealed.astype(np.float32)).to(self.device)
-        st = torch.from_numpy(np.asarray(stage, dtype=np.int64)).to(self.device)
-        tf = torch.from_numpy(np.asarray(t_frac, dtype=np.float32)).to(self.device)
-        lo = torch.from_numpy(iv_lo).to(self.device) if iv_lo is not None else None
-        hi = torch.from_numpy(iv_hi).to(self.device) if iv_hi is not None else None
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            return self.model(v, r, st, tf, lo, hi, trunk=self.trunk).float()
+        self.max_batch = max(1, int(max_batch))
 
     def map_chunks(
         self,
@@ -106,16 +76,16 @@ class ChunkedRunner:
         build: Callable[[Window], tuple[np.ndarray, np.ndarray] | None],
         stage: int | np.ndarray,
         t_frac: float | np.ndarray,
-        consume: Callable[[Window, torch.Tensor], None],
+        consume: Callable[[Window, np.ndarray], None],
         iv: tuple[np.ndarray, np.ndarray] | None = None,
         reverse: bool = False,
     ) -> None:
         """For each window: ``build`` gives (value, revealed) over the window (or None to skip it);
-        the model runs on batches of windows and ``consume`` gets the core logits [T_core, W].
-        ``stage`` and ``t_frac`` are per row ([rows]) or one value for all rows; ``iv`` the known
-        intervals (lo, hi) int [rows, T] (None: nothing known). Windows are consumed in order, rows
-        outermost (``reverse``: the opposite order)."""
-        stage_r = np.broadcast_to(np.asarray(stage), (rows,))
+        the network runs on batches of windows and ``consume`` gets the core logits float32
+        [T_core, W]. ``stage`` and ``t_frac`` are per row ([rows]) or one value for all rows; ``iv``
+        the known intervals (lo, hi) int [rows, T] (None: nothing known). Windows are consumed in
+        order, rows outermost (``reverse``: the opposite order)."""
+        stage_r = np.broadcast_to(np.asarray(stage, dtype=np.int64), (rows,))
         tf_r = np.broadcast_to(np.asarray(t_frac, dtype=np.float64), (rows,))
         todo = []
         ws = windows(T, rows, self.chunk, self.halo)
@@ -125,48 +95,20 @@ class ChunkedRunner:
                 todo.append((w, built))
         lookup = {id(w): b for w, b in todo}
         for group in batches([w for w, _ in todo], self.max_batch):
-            value = np.stack([lookup[id(w)][0] for w in group])
-            revealed = np.stack([lookup[id(w)][1] for w in group])
+            value = np.stack([lookup[id(w)][0] for w in group]).astype(np.int64, copy=False)
+            revealed = np.stack([lookup[id(w)][1] for w in group]).astype(bool, copy=False)
             rws = [w.row for w in group]
             lo = hi = None
             if iv is not None:
-                lo = np.stack([iv[0][w.row, w.start : w.stop] for w in group])
-                hi = np.stack([iv[1][w.row, w.start : w.stop] for w in group])
-            logits = self.logits(value, revealed, stage_r[rws], tf_r[rws], lo, hi)
+                lo = np.stack([iv[0][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
+                hi = np.stack([iv[1][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
+            logits = self.net(value, revealed, stage_r[rws], tf_r[rws].astype(np.float32), lo, hi)
             for i, w in enumerate(group):
                 a = w.core_start - w.start
                 consume(w, logits[i, a : a + (w.core_stop - w.core_start)])
 
-    def ce_fn(self) -> ardm.CeFn:
-        """A chunked ``ce_fn`` for ``ardm.elbo_draw`` (tensors on the CPU)."""
 
-        def ce_fn(value, revealed, stage, t_frac, lo, hi, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
-            B, T = value.shape
-            out = torch.zeros(B, T)
-            v_np, r_np = value.cpu().numpy(), revealed.cpu().numpy()
-            iv = (iv_lo.cpu().numpy(), iv_hi.cpu().numpy())
-
-            def build(w: Window) -> tuple[np.ndarray, np.ndarray]:
-                return v_np[w.row, w.start : w.stop], r_np[w.row, w.start : w.stop]
-
-            def consume(w: Window, logits: torch.Tensor) -> None:
-                sl = slice(w.core_start, w.core_stop)
-                lp = ardm.masked_log_probs(logits[None], lo[w.row, sl][None].to(logits.device),
-                                           hi[w.row, sl][None].to(logits.device))
-                out[w.row, sl] = ardm.ce_bits(lp, target[w.row, sl][None].to(logits.device))[0].cpu()
-
-            self.map_chunks(T, B, build, stage.cpu().numpy(), t_frac.cpu().numpy(), consume, iv)
-            return out
-
-        return ce_fn
-
-
-def default_chunk(rate: int, device: torch.device) -> int:
+def default_chunk(rate: int, gpu: bool = False) -> int:
     """Core chunk length: 16000 samples on CPU (activations stay in cache: measured fastest among
     4000..64000), ~20 s of audio on GPU (a few hundred MB of activations)."""
-    return int(math.ceil(20.0 * max(rate, 8000))) if device.type == "cuda" else 16000
-
-
-def default_batch(device: torch.device) -> int:
-    """Windows per network call: one on CPU (cache), eight on GPU."""
-    return 8 if device.type == "cuda" else 1
+    return int(math.ceil(20.0 * max(rate, 8000))) if gpu else 16000

@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import ardm, audio, intervals, policy
 from .checkpoint import LoadedModel
+from .engine import TorchNet
 from .enhance import open_stages
 from .errors import UserError
-from .runner import ChunkedRunner, default_chunk
+from .runner import ChunkedRunner, Window, default_chunk
 from .walk import Call, Orders, Walk, plan, row_keys
 
 
@@ -53,7 +55,7 @@ def bits_per_sample(
     steps: int | str = "full",
     passes: int = 4,
     seed: int = 0,
-    device: torch.device | None = None,
+    device: Any = "cpu",
     chunk: int | None = None,
     naive: bool = False,
 ) -> BpdResult:
@@ -73,9 +75,10 @@ def bits_per_sample(
         lo, hi = intervals.g711_of_u(x, given_law) if given_law else intervals.linear(x, gb)
         return torch.from_numpy(lo), torch.from_numpy(hi), open_stages(ckpt, lo, hi)
 
-    device = device or torch.device("cpu")
-    runner = ChunkedRunner(ckpt.model, device, chunk or default_chunk(16000, device))
-    ce_fn = runner.ce_fn()
+    gpu = str(device).startswith("cuda")
+    runner = ChunkedRunner(TorchNet(ckpt.model, device or "cpu"), ckpt.halo, chunk or default_chunk(16000, gpu),
+                           max_batch=8 if gpu else 1)
+    ce_fn = chunked_ce_fn(runner)
     maps = ckpt.maps
     total_samples = sum(int(np.asarray(x).size) for x in items)
     g = torch.Generator().manual_seed(seed)
@@ -93,6 +96,30 @@ def bits_per_sample(
         return BpdResult(float(arr.mean()), se, total_samples, len(items), passes, "full", gb)
     return BpdResult(policy_bits(items, ckpt, known, int(steps), naive, seed, runner) / total_samples, 0.0,
                      total_samples, len(items), 1, str(steps), gb)
+
+
+def chunked_ce_fn(runner: ChunkedRunner) -> ardm.CeFn:
+    """A chunked ``ce_fn`` for ``ardm.elbo_draw``: the network in windows (tensors on the CPU)."""
+
+    def ce_fn(value, revealed, stage, t_frac, lo, hi, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
+        B, T = value.shape
+        out = torch.zeros(B, T)
+        v_np, r_np = value.cpu().numpy(), revealed.cpu().numpy() > 0.5
+        iv = (iv_lo.cpu().numpy(), iv_hi.cpu().numpy())
+
+        def build(w: Window) -> tuple[np.ndarray, np.ndarray]:
+            return v_np[w.row, w.start : w.stop], r_np[w.row, w.start : w.stop]
+
+        def consume(w: Window, logits: np.ndarray) -> None:
+            sl = slice(w.core_start, w.core_stop)
+            lp = ardm.masked_log_probs(torch.from_numpy(logits)[None], lo[w.row, sl][None].cpu(),
+                                       hi[w.row, sl][None].cpu())
+            out[w.row, sl] = ardm.ce_bits(lp, target[w.row, sl][None].cpu())[0]
+
+        runner.map_chunks(T, B, build, stage.cpu().numpy(), t_frac.cpu().numpy(), consume, iv)
+        return out
+
+    return ce_fn
 
 
 def policy_bits(items: list[np.ndarray], ckpt: LoadedModel,

@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from . import ardm, bits
+from . import bits
 from .runner import ChunkedRunner, Window
+from .stages import StageMaps
 
 LN2 = math.log(2.0)
 Progress = Callable[[int], None]
@@ -101,40 +101,51 @@ def order_keys(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
     return bits.keyed_uniform(bits.mix_key(seed_key, stage, 1), index)
 
 
+def masked_log_softmax(logits: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Log-softmax over the allowed digits [dlo, dhi) of each row only, -inf elsewhere: logits
+    [n, W], dlo/dhi int [n] -> [n, W] of ``dtype`` (the inference twin of ``ardm.masked_log_probs``)."""
+    x: np.ndarray = np.asarray(logits, dtype=dtype)
+    W = x.shape[-1]
+    if not (np.all(dlo == 0) and np.all(dhi == W)):  # every digit allowed (linear PCM): no mask
+        d = np.arange(W)
+        x = np.where((d >= dlo[:, None]) & (d < dhi[:, None]), x, -np.inf).astype(dtype, copy=False)
+    top = x.max(-1, keepdims=True)
+    shifted = x - top
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
 @dataclass
 class Call:
     """What one window of one step reveals, handed to the chooser.
 
     pos: int64 [n] positions (row indices) revealed; logits: float32 [n, W] raw network outputs;
-    dlo, dhi: long [n], the allowed digits [dlo, dhi) of each position given its known interval and
+    dlo, dhi: int64 [n], the allowed digits [dlo, dhi) of each position given its known interval and
     the digits above the stage.
     """
 
     step: Step
     row: int
     pos: np.ndarray
-    logits: torch.Tensor
-    dlo: torch.Tensor
-    dhi: torch.Tensor
-    _lp: torch.Tensor | None = field(default=None, repr=False)
+    logits: np.ndarray
+    dlo: np.ndarray
+    dhi: np.ndarray
+    _lp: np.ndarray | None = field(default=None, repr=False)
 
-    def log_probs(self) -> torch.Tensor:
+    def log_probs(self) -> np.ndarray:
         """Natural log-probabilities over the allowed digits only (float32 [n, W], -inf elsewhere)."""
         if self._lp is None:
-            self._lp = ardm.masked_log_probs(self.logits[None], self.dlo[None], self.dhi[None])[0]
+            self._lp = masked_log_softmax(self.logits, self.dlo, self.dhi)
         return self._lp
 
-    def log2_probs(self) -> torch.Tensor:
+    def log2_probs(self) -> np.ndarray:
         """The same in bits, from a float64 log-softmax (a float32 probability can underflow to 0):
         what a code length is counted in. float64 [n, W]."""
-        d = torch.arange(self.logits.shape[-1], device=self.logits.device)
-        ok = (d >= self.dlo[:, None]) & (d < self.dhi[:, None])
-        return torch.log_softmax(self.logits.double().masked_fill(~ok, float("-inf")), dim=-1) / LN2
+        return masked_log_softmax(self.logits, self.dlo, self.dhi, np.float64) / LN2
 
     def bits(self, digits: np.ndarray) -> float:
         """Exact code length in bits of the given digits (int [n]) under this call."""
-        d = torch.from_numpy(np.asarray(digits, dtype=np.int64)).to(self.logits.device)
-        return -float(self.log2_probs().gather(1, d[:, None]).sum())
+        d = np.asarray(digits, dtype=np.int64)
+        return -float(np.take_along_axis(self.log2_probs(), d[:, None], 1).sum())
 
 
 Chooser = Callable[[Call], "np.ndarray | None"]
@@ -151,7 +162,7 @@ class Walk:
     def __init__(self, runner: ChunkedRunner, schedule: Sequence[int], orders: Orders,
                  iv: tuple[np.ndarray, np.ndarray] | None = None):
         self.runner, self.orders, self.iv = runner, orders, iv
-        self.maps = ardm.StageMaps(schedule)
+        self.maps = StageMaps(schedule)
 
     def run(self, u: np.ndarray, steps: Sequence[Step], choose: Chooser, *, reverse: bool = False,
             progress: Progress | None = None) -> int:
@@ -169,7 +180,7 @@ class Walk:
         pending: dict[int, np.ndarray] = {}
 
         everything = st.a <= 0.0 and st.b >= 1.0  # keys lie in [0, 1): no order needed
-        stage_t = torch.tensor([s])
+        stage_r = np.array([s])
 
         def build(w: Window) -> tuple[np.ndarray, np.ndarray] | None:
             c0 = w.core_start - w.start
@@ -183,27 +194,26 @@ class Walk:
                     return None
                 revealed = key < st.a
             pending[id(w)] = idx
-            value, _ = self.maps.reveal(torch.from_numpy(u[w.row, w.start : w.stop])[None],
-                                        torch.from_numpy(revealed)[None], stage_t)
-            return value[0].numpy(), revealed
+            value, _ = self.maps.reveal(u[w.row, w.start : w.stop][None], revealed[None], stage_r)
+            return value[0], revealed
 
-        def consume(w: Window, logits: torch.Tensor) -> None:
+        def consume(w: Window, logits: np.ndarray) -> None:
             idx = pending.pop(id(w))
             pos = w.core_start + idx
             dlo, dhi = self.allowed(u, w.row, pos, s)
-            core = logits if len(idx) == len(logits) else logits[torch.from_numpy(idx).to(logits.device)]
-            digits = choose(Call(st, w.row, pos, core, dlo.to(logits.device), dhi.to(logits.device)))
+            core = logits if len(idx) == len(logits) else logits[idx]
+            digits = choose(Call(st, w.row, pos, core, dlo, dhi))
             if digits is not None:
                 u[w.row, pos] = self.maps.set_digit(u[w.row, pos], s, digits)
 
         self.runner.map_chunks(u.shape[1], u.shape[0], build, s, st.t_frac(self.maps.S), consume, self.iv,
                                reverse=reverse)
 
-    def allowed(self, u: np.ndarray, row: int, pos: np.ndarray, s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Allowed digits [dlo, dhi) of stage s at positions ``pos`` of a row: long [n] each."""
+    def allowed(self, u: np.ndarray, row: int, pos: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Allowed digits [dlo, dhi) of stage s at positions ``pos`` of a row: int64 [n] each."""
         if self.iv is None:
             n = len(pos)
-            return torch.zeros(n, dtype=torch.long), torch.full((n,), 1 << self.maps.schedule[s], dtype=torch.long)
-        t = [torch.from_numpy(np.ascontiguousarray(x[row, pos]))[None] for x in (u, *self.iv)]
-        dlo, dhi = self.maps.allowed_digits(t[0], t[1], t[2], torch.tensor([s]))
+            return np.zeros(n, dtype=np.int64), np.full(n, 1 << self.maps.schedule[s], dtype=np.int64)
+        t = [np.ascontiguousarray(x[row, pos], dtype=np.int64)[None] for x in (u, *self.iv)]
+        dlo, dhi = self.maps.allowed_digits(t[0], t[1], t[2], np.array([s]))
         return dlo[0], dhi[0]

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .. import ardm, audio, policy
+from .. import audio, policy
 from ..runner import ChunkedRunner
+from ..stages import StageMaps
 from ..walk import Call, Orders, Walk, plan, row_keys
 from .format import Header
 
@@ -39,7 +40,7 @@ def coded_stages(u: np.ndarray, schedule: tuple[int, ...]) -> int:
     """How many stages (from the top) a block needs: stages whose bits are zero in every sample
     (the low byte of 8-bit material) are skipped."""
     zeros = 16 - audio.significant_bits(u - 32768)
-    maps = ardm.StageMaps(schedule)
+    maps = StageMaps(schedule)
     return sum(1 for s in range(maps.S) if maps.lows[s] + maps.schedule[s] > zeros)
 
 
@@ -65,7 +66,7 @@ def block_walk(runner: ChunkedRunner, header: Header, frame0: int, n_coded: int)
 
 def _probabilities(call: Call) -> np.ndarray:
     """The coder's float32 probabilities [n, W] (a plain softmax: the codec codes all 16 bits)."""
-    return torch.softmax(call.logits, dim=-1).cpu().numpy().astype(np.float32)
+    return torch.softmax(torch.from_numpy(call.logits), dim=-1).numpy().astype(np.float32)
 
 
 def encode_block(runner: ChunkedRunner, header: Header, u: np.ndarray, frame0: int,

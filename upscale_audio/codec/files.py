@@ -20,6 +20,7 @@ import torch
 
 from .. import audio, policy
 from ..checkpoint import LoadedModel
+from ..engine import TorchNet
 from ..errors import UserError
 from ..files import replacing
 from ..runner import ChunkedRunner
@@ -91,7 +92,7 @@ def compress_file(src: Path, dst: str | Path, ckpt: LoadedModel, steps: int, *, 
     threads = threads or torch.get_num_threads()
     header = Header(weights_hash(ckpt), info.rate, info.channels, info.frames, subtype, seed & (2**64 - 1), chunk,
                     block_frames, tuple(ckpt.config.ardm.schedule), quantised_policy(ckpt, steps), environment(threads))
-    runner = ChunkedRunner(ckpt.model, torch.device("cpu"), chunk, max_batch=1)
+    runner = ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, chunk, max_batch=1)
     t0, payload, cost, frame0 = time.perf_counter(), 0, 0.0, 0
     with deterministic(threads), open(dst, "wb") as f:
         f.write(header.pack())
@@ -137,7 +138,7 @@ def iter_decode(path: Path, ckpt: LoadedModel, progress: Progress | None = None)
     corrupted, truncated or foreign files before yielding any block that fails its CRC."""
     f, h = open_uad(path, ckpt)
     with f:
-        runner = ChunkedRunner(ckpt.model, torch.device("cpu"), h.chunk, max_batch=1)
+        runner = ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, h.chunk, max_batch=1)
         frame0, n_block = 0, 0
         with deterministic(int(h.env["threads"])):
             while True:
