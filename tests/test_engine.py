@@ -14,7 +14,7 @@ import soundfile as sf
 
 from tests.conftest import save_tiny_model, speechlike
 from tests.test_cli import run
-from upscale_audio import audio, checkpoint, engine, intervals
+from upscale_audio import audio, checkpoint, engine, intervals, walk
 from upscale_audio.enhance import enhance_intervals
 from upscale_audio.errors import UserError
 
@@ -45,6 +45,16 @@ def _call_inputs(ck: checkpoint.LoadedModel, B: int, T: int, seed: int = 0) -> t
     return value, revealed, stage, rng.random(B).astype(np.float32), lo, hi
 
 
+def _torch_probs(model: object, ck: checkpoint.LoadedModel, x: tuple[np.ndarray, ...]) -> np.ndarray:
+    """What the ONNX graph computes, from PyTorch's logits: the softmax over each position's allowed
+    digits (given by the digits above the stage, which value holds, and the known interval)."""
+    logits = engine.TorchNet(model)(*x)  # type: ignore[arg-type]
+    value, _, stage, _, lo, hi = x
+    dlo, dhi = ck.maps.allowed_digits(value, lo, hi, stage)
+    return np.exp(np.concatenate([walk.masked_log_softmax(lg, a, b, np.float64)[None]
+                                  for lg, a, b in zip(logits, dlo, dhi)]))
+
+
 def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> None:
     """Any batch, length, stage, reveal mask and interval (all dynamic in the export), to float32
     rounding; a model with the interval features too."""
@@ -53,12 +63,13 @@ def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> 
         _export(pt)
         ck = checkpoint.load(pt, "onnx")
         assert ck.onnx is not None and ck.net("cpu")[1] == "onnx"
-        torch_net = engine.TorchNet(checkpoint.load(pt, "torch").model)
+        model = checkpoint.load(pt, "torch").model
         for B, T, seed in ((1, 100, 0), (3, 2500, 1), (2, 333, 2)):  # both stages
             x = _call_inputs(ck, B, T, seed)
-            want, got = torch_net(*x), ck.onnx(*x)
+            want, got = _torch_probs(model, ck, x), ck.onnx(*x)
             assert got.shape == want.shape and got.dtype == np.float32
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+            assert np.all(got[want == 0] == 0)  # nothing outside the allowed digits
         np.testing.assert_array_equal(ck.onnx(*_call_inputs(ck, 2, 300)[:4]),  # no interval = the whole range
                                       ck.onnx(*_call_inputs(ck, 2, 300)[:4], *(np.zeros((2, 300), np.int64),
                                                                                np.full((2, 300), 1 << 16))))
@@ -118,7 +129,7 @@ def test_the_bundled_onnx_networks_belong_to_the_bundled_models(name: str) -> No
     assert ck.onnx is not None and ck.card() == full.card()
     for seed in (0, 1):  # each stage of the all-16-bit model
         x = _call_inputs(ck, 3, 3000, seed)
-        np.testing.assert_allclose(ck.onnx(*x), engine.TorchNet(full.model)(*x), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ck.onnx(*x), _torch_probs(full.model, ck, x), rtol=0, atol=1e-5)
 
 
 def test_a_restore_under_onnx_keeps_every_known_bit_and_nearly_every_sample(tmp_path: Path) -> None:
@@ -131,6 +142,9 @@ def test_a_restore_under_onnx_keeps_every_known_bit_and_nearly_every_sample(tmp_
     assert (a.engine, b.engine) == ("torch", "onnx")
     assert intervals.check_inside(b.u, lo, hi)
     assert np.mean(a.u != b.u) < 0.01 and np.abs(a.u - b.u).max() <= 2
+    g = intervals.g711(intervals.g711_encode(u, "alaw"), "alaw")  # draws from the graph's probabilities
+    s = enhance_intervals(*g, checkpoint.load(pt, "onnx"), mode="sample", steps=3)
+    assert s.engine == "onnx" and intervals.check_inside(s.u, *g)
 
 
 def test_enhance_under_onnx_never_imports_torch(tmp_path: Path) -> None:

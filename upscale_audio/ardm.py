@@ -46,14 +46,24 @@ def top_bits_interval(u: torch.Tensor, known_bits: int) -> tuple[torch.Tensor, t
     return lo, lo + (1 << shift)
 
 
+def allowed_mask(lo: torch.Tensor, hi: torch.Tensor, W: int) -> torch.Tensor:
+    """Which of W digits lie in [lo, hi): lo/hi long [...] -> bool [..., W]."""
+    d = torch.arange(W, device=lo.device)
+    return (d >= lo[..., None]) & (d < hi[..., None])
+
+
 def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """log-softmax over the allowed digits [lo, hi) only. logits [B, T, W] -> [B, T, W] (float32)."""
     W = logits.shape[-1]
     if bool((lo == 0).all()) and bool((hi == W).all()):  # every digit allowed (linear PCM): no mask
         return torch.log_softmax(logits.float(), dim=-1)
-    d = torch.arange(W, device=logits.device)
-    ok = (d >= lo[..., None]) & (d < hi[..., None])
-    return torch.log_softmax(logits.float().masked_fill(~ok, float("-inf")), dim=-1)
+    return torch.log_softmax(logits.float().masked_fill(~allowed_mask(lo, hi, W), float("-inf")), dim=-1)
+
+
+def masked_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """softmax over the allowed digits [lo, hi) only, 0 elsewhere: logits [B, T, W] -> float32
+    [B, T, W]. No shortcut for the unmasked case: a traced (ONNX) graph must not branch on values."""
+    return torch.softmax(logits.float().masked_fill(~allowed_mask(lo, hi, logits.shape[-1]), float("-inf")), dim=-1)
 
 
 def ce_bits(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

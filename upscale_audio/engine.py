@@ -5,9 +5,10 @@ and the chunking around it are numpy only. Two kinds:
 
 * :class:`TorchNet` - the model itself (CPU or CUDA). ``bpd``, ``compress`` and ``decompress``
   always use it: the codec's decoder must reproduce the encoder's probabilities exactly.
-* :class:`OnnxNet` - the whole call (features, trunk, output layer) exported to ONNX and run by
-  ONNX Runtime on CPU. A restore with it never imports torch: it starts in a fraction of a second
-  and runs the network 1.5-2x faster (``benchmarks/bench_engine.py``, docs/RESULTS.md §15).
+* :class:`OnnxNet` - the whole call (features, trunk, output layer, the softmax over the allowed
+  digits) exported to ONNX and run by ONNX Runtime on CPU. A restore with it never imports torch
+  (1.7 s), so it starts in a fraction of a second (``benchmarks/bench_process.py``,
+  ``benchmarks/bench_engine.py``, docs/RESULTS.md §15).
 
 A checkpoint ``X.pt`` uses ``X.onnx`` when that file lies beside it and was exported from that very
 file: its metadata holds the checkpoint's sha256 and a *card* (config, stored policies, facts) from
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 ENGINES = ("auto", "torch", "onnx")
 SHA_KEY = "upscale_audio.checkpoint_sha256"  # ONNX metadata: the checkpoint file it was exported from
 CARD_KEY = "upscale_audio.card"  # ONNX metadata: JSON of what checkpoint.load needs without torch
-KIND = "call-1"  # what the ONNX graph computes: a whole network call (numpy in, logits out)
+KIND = "probs-1"  # what the ONNX graph computes: a whole call, numpy in, masked probabilities out
 INPUTS = ("value", "revealed", "stage", "t_frac", "iv_lo", "iv_hi")
 
 
@@ -89,7 +90,10 @@ def pick_device(name: str = "auto") -> str:
 
 
 class TorchNet:
-    """A network call by the PyTorch model (bf16 autocast on CUDA; the input layer stays float32)."""
+    """A network call by the PyTorch model (bf16 autocast on CUDA; the input layer stays float32):
+    raw logits, from which the walk computes what each chooser needs (the codec: torch's softmax)."""
+
+    gives = "logits"
 
     def __init__(self, model: UpscaleWaveNet, device: Any = "cpu"):
         import torch
@@ -114,7 +118,11 @@ class TorchNet:
 
 
 class OnnxNet:
-    """An ONNX Runtime session of a whole network call (``export_onnx``), called like a TorchNet."""
+    """An ONNX Runtime session of a whole network call (``export_onnx``), called like a TorchNet;
+    it gives the probabilities over each position's allowed digits (the masked softmax runs in the
+    graph, on both cores, instead of in numpy on one: 15-20 ms less per 16 000-sample window)."""
+
+    gives = "probs"
 
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
@@ -129,7 +137,8 @@ class OnnxNet:
 
     def __call__(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
                  iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> np.ndarray:
-        """See ``runner.Net``, with one stage for the whole batch (what the reveal walk calls: the
+        """See ``runner.Net``, but the probabilities over each position's allowed digits (float32
+        [B, T, W], 0 elsewhere), with one stage for the whole batch (what the reveal walk calls: the
         export computes only that stage's output rows). No known interval is the range [0, 65536)."""
         if np.any(np.asarray(stage) != np.asarray(stage).flat[0]):
             raise ValueError("an ONNX network call takes one stage for the whole batch")
@@ -190,6 +199,11 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
     if model.cfg.prior != "none":
         raise UserError("a model with a classical prior (model.prior) runs on PyTorch only; it has no ONNX export")
 
+    from .ardm import masked_probs
+    from .stages import StageMaps
+
+    maps = StageMaps(model.schedule)
+
     class Call(torch.nn.Module):
         def __init__(self, m: UpscaleWaveNet):
             super().__init__()
@@ -197,7 +211,10 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
 
         def forward(self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
                     iv_lo: torch.Tensor, iv_hi: torch.Tensor) -> torch.Tensor:
-            return self.m(value, revealed, stage, t_frac, iv_lo, iv_hi)
+            # the digits above the stage are value's (x_past and x_future share them): the allowed
+            # digits are those the walk computes from u (StageMaps.allowed_digits)
+            dlo, dhi = maps.allowed_digits(value, iv_lo, iv_hi, stage)
+            return masked_probs(self.m(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
 
     model = model.eval()
     B, T = 1, 4096
@@ -207,10 +224,10 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Call(model), args, buf, input_names=list(INPUTS), output_names=["logits"],  # type: ignore[arg-type]
+        torch.onnx.export(Call(model), args, buf, input_names=list(INPUTS), output_names=["probs"],  # type: ignore[arg-type]
                           opset_version=17, dynamo=False,
                           dynamic_axes={**{k: {0: "B", 1: "T"} for k in ("value", "revealed", "iv_lo", "iv_hi")},
-                                        "stage": {0: "B"}, "t_frac": {0: "B"}, "logits": {0: "B", 1: "T"}})
+                                        "stage": {0: "B"}, "t_frac": {0: "B"}, "probs": {0: "B", 1: "T"}})
     proto = onnx.load_from_string(buf.getvalue())
     onnx.helper.set_model_props(proto, {SHA_KEY: checkpoint_sha256, CARD_KEY: json.dumps({**card, "kind": KIND})})
     with replacing(dst) as tmp:

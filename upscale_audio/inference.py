@@ -19,20 +19,20 @@ Progress = Callable[[int], None]
 MODES = ("sample", "mean")
 
 
-def sample_from(logp: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draw of one digit per position. logp [n, W], uniform [n] in [0, 1) -> int64 [n]."""
-    cdf = np.cumsum(np.exp(logp).astype(np.float64), -1)
+def sample_from(p: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of one digit per position. p [n, W] probabilities (0 for disallowed
+    digits), uniform [n] in [0, 1) -> int64 [n]."""
+    cdf = np.cumsum(p.astype(np.float64), -1)
     cdf /= cdf[:, -1:]
     idx = (cdf <= np.asarray(uniform, dtype=np.float64)[:, None]).sum(-1)  # searchsorted, right side
     # never land on a zero-probability (disallowed) digit through rounding at the top of the CDF
-    top = logp.shape[-1] - 1 - np.argmax((logp > -np.inf)[:, ::-1], -1)
+    top = p.shape[-1] - 1 - np.argmax((p > 0)[:, ::-1], -1)
     return np.minimum(idx, top).astype(np.int64)
 
 
-def expected_digit(logp: np.ndarray) -> np.ndarray:
-    """Posterior mean of the digit. logp [n, W] -> float32 [n] (a float32 sum of 2**w terms)."""
-    p = np.exp(logp)
-    return (p @ np.arange(logp.shape[-1], dtype=p.dtype)) / p.sum(-1)
+def expected_digit(p: np.ndarray) -> np.ndarray:
+    """Posterior mean of the digit. p [n, W] probabilities -> float32 [n] (a float32 sum of 2**w terms)."""
+    return (p @ np.arange(p.shape[-1], dtype=p.dtype)) / p.sum(-1)
 
 
 def generate(
@@ -69,7 +69,7 @@ def generate(
 
     def draw(call: Call) -> np.ndarray:
         unif = orders.uniforms(call.row, call.step.stage, call.pos)
-        return sample_from(call.log_probs(), unif)
+        return sample_from(call.probs(), unif)
 
     calls = walk.run(u, plan(stages, policies, T), draw, progress=progress)
     return u, calls
@@ -97,8 +97,8 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
 
         def mean(call: Call, low: int = low, high: int = high, open_here: np.ndarray = open_here) -> np.ndarray:
             r, pos = call.row, call.pos
-            lp = call.log_probs()
-            m = expected_digit(lp)  # in digit units
+            prob = call.probs()
+            m = expected_digit(prob)  # in digit units
             base = (u[r, pos] >> high) << high
             dlo, dhi = call.dlo, call.dhi
             # E[value - x_past] = sum_d p_d c_d, c_d the centre of what digit d allows: (2**low - 1) / 2
@@ -112,7 +112,7 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
                 cuts.append((d, weight * ((a + b - 1) / 2 - (base + (d << low) + ((1 << low) - 1) / 2))))
             cut_rows = np.flatnonzero((cuts[0][1] != 0) | (cuts[1][1] != 0))
             if cut_rows.size:  # probabilities only where an edge digit is cut (never for linear depths)
-                pt = np.exp(lp[cut_rows]).astype(np.float64)
+                pt = prob[cut_rows].astype(np.float64)
                 p = pt / pt.sum(-1, keepdims=True)
                 for d, cut in cuts:
                     shift[cut_rows] += p[np.arange(cut_rows.size), d[cut_rows]] * cut[cut_rows]

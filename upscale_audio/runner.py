@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 # What computes a network call: (value int64 [B, T], revealed bool [B, T], stage int64 [B],
-# t_frac float32 [B], iv_lo int64 [B, T] | None, iv_hi int64 [B, T] | None) -> logits float32 [B, T, W]
+# t_frac float32 [B], iv_lo int64 [B, T] | None, iv_hi int64 [B, T] | None) -> float32 [B, T, W]:
+# logits, or (a net whose ``gives`` is "probs") the probabilities over each position's allowed digits
 Net = Callable[..., np.ndarray]
 
 
@@ -81,10 +82,11 @@ class ChunkedRunner:
         reverse: bool = False,
     ) -> None:
         """For each window: ``build`` gives (value, revealed) over the window (or None to skip it);
-        the network runs on batches of windows and ``consume`` gets the core logits float32
-        [T_core, W]. ``stage`` and ``t_frac`` are per row ([rows]) or one value for all rows; ``iv``
-        the known intervals (lo, hi) int [rows, T] (None: nothing known). Windows are consumed in
-        order, rows outermost (``reverse``: the opposite order)."""
+        the network runs on batches of windows and ``consume`` gets the net's output over the core,
+        float32 [T_core, W] (logits, or probabilities: ``Net``). ``stage`` and ``t_frac`` are per
+        row ([rows]) or one value for all rows; ``iv`` the known intervals (lo, hi) int [rows, T]
+        (None: nothing known). Windows are consumed in order, rows outermost (``reverse``: the
+        opposite order)."""
         stage_r = np.broadcast_to(np.asarray(stage, dtype=np.int64), (rows,))
         tf_r = np.broadcast_to(np.asarray(t_frac, dtype=np.float64), (rows,))
         todo = []
@@ -102,10 +104,10 @@ class ChunkedRunner:
             if iv is not None:
                 lo = np.stack([iv[0][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
                 hi = np.stack([iv[1][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
-            logits = self.net(value, revealed, stage_r[rws], tf_r[rws].astype(np.float32), lo, hi)
+            out = self.net(value, revealed, stage_r[rws], tf_r[rws].astype(np.float32), lo, hi)
             for i, w in enumerate(group):
                 a = w.core_start - w.start
-                consume(w, logits[i, a : a + (w.core_stop - w.core_start)])
+                consume(w, out[i, a : a + (w.core_stop - w.core_start)])
 
 
 def default_chunk(rate: int, gpu: bool = False) -> int:

@@ -90,9 +90,12 @@ class StageMaps:
         xp = _xp(u)
         low, width = _per_row(self.lows, stage, u), _per_row(self.schedule, stage, u)
         past = (u >> (low + width)) << (low + width)
-        dlo = (iv_lo - past) >> low
-        dhi = -((past - iv_hi) >> low)  # ceil((iv_hi - past) / 2**low)
-        return xp.where(dlo < 0, 0, dlo), xp.minimum(dhi, 1 << width)
+        # shifts of non-negative numbers only: an ONNX export turns >> into a division, which
+        # truncates negatives where >> floors them
+        below, above = iv_lo - past, iv_hi - past
+        dlo = xp.where(below < 0, 0, below) >> low
+        dhi = (xp.where(above < 0, 0, above) + (1 << low) - 1) >> low  # ceil((iv_hi - past) / 2**low)
+        return dlo, xp.minimum(dhi, 1 << width)
 
     def open_stages(self, iv_lo: Array, iv_hi: Array, stages: Sequence[int]) -> list[int]:
         """The stages of ``stages`` that some sample's interval leaves undetermined (more than one

@@ -118,28 +118,41 @@ def masked_log_softmax(logits: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, dty
 class Call:
     """What one window of one step reveals, handed to the chooser.
 
-    pos: int64 [n] positions (row indices) revealed; logits: float32 [n, W] raw network outputs;
-    dlo, dhi: int64 [n], the allowed digits [dlo, dhi) of each position given its known interval and
-    the digits above the stage.
+    pos: int64 [n] positions (row indices) revealed; dlo, dhi: int64 [n], the allowed digits
+    [dlo, dhi) of each position given its known interval and the digits above the stage; and what
+    the net gave (``runner.Net``): raw logits float32 [n, W] (PyTorch), or the probabilities over
+    the allowed digits float32 [n, W] (ONNX Runtime computes the masked softmax in its graph).
     """
 
     step: Step
     row: int
     pos: np.ndarray
-    logits: np.ndarray
+    logits: np.ndarray | None
     dlo: np.ndarray
     dhi: np.ndarray
+    given_probs: np.ndarray | None = None
     _lp: np.ndarray | None = field(default=None, repr=False)
 
     def log_probs(self) -> np.ndarray:
         """Natural log-probabilities over the allowed digits only (float32 [n, W], -inf elsewhere)."""
         if self._lp is None:
-            self._lp = masked_log_softmax(self.logits, self.dlo, self.dhi)
+            if self.logits is not None:
+                self._lp = masked_log_softmax(self.logits, self.dlo, self.dhi)
+            else:
+                assert self.given_probs is not None
+                with np.errstate(divide="ignore"):
+                    self._lp = np.log(self.given_probs)
         return self._lp
+
+    def probs(self) -> np.ndarray:
+        """Probabilities over the allowed digits (float32 [n, W], 0 elsewhere)."""
+        return self.given_probs if self.given_probs is not None else np.exp(self.log_probs())
 
     def log2_probs(self) -> np.ndarray:
         """The same in bits, from a float64 log-softmax (a float32 probability can underflow to 0):
-        what a code length is counted in. float64 [n, W]."""
+        what a code length is counted in (needs the logits). float64 [n, W]."""
+        if self.logits is None:
+            raise ValueError("code lengths need the logits: score with a PyTorch net (engine.TorchNet)")
         return masked_log_softmax(self.logits, self.dlo, self.dhi, np.float64) / LN2
 
     def bits(self, digits: np.ndarray) -> float:
@@ -180,6 +193,7 @@ class Walk:
         pending: dict[int, np.ndarray] = {}
 
         everything = st.a <= 0.0 and st.b >= 1.0  # keys lie in [0, 1): no order needed
+        gives = getattr(self.runner.net, "gives", "logits")
         stage_r = np.array([s])
 
         def build(w: Window) -> tuple[np.ndarray, np.ndarray] | None:
@@ -202,7 +216,9 @@ class Walk:
             pos = w.core_start + idx
             dlo, dhi = self.allowed(u, w.row, pos, s)
             core = logits if len(idx) == len(logits) else logits[idx]
-            digits = choose(Call(st, w.row, pos, core, dlo, dhi))
+            call = Call(st, w.row, pos, core, dlo, dhi) if gives == "logits" else \
+                Call(st, w.row, pos, None, dlo, dhi, given_probs=core)
+            digits = choose(call)
             if digits is not None:
                 u[w.row, pos] = self.maps.set_digit(u[w.row, pos], s, digits)
 

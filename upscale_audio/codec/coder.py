@@ -66,6 +66,7 @@ def block_walk(runner: ChunkedRunner, header: Header, frame0: int, n_coded: int)
 
 def _probabilities(call: Call) -> np.ndarray:
     """The coder's float32 probabilities [n, W] (a plain softmax: the codec codes all 16 bits)."""
+    assert call.logits is not None, "the codec runs PyTorch nets (exact logits)"
     return torch.softmax(torch.from_numpy(call.logits), dim=-1).numpy().astype(np.float32)
 
 
