@@ -1,10 +1,11 @@
 """A network call under PyTorch and under ONNX Runtime (engine.py), same weights, same input.
 
 For each window length (the CPU default chunk of 16 000 samples plus the halo, and longer ones) the
-bundled low-byte model computes the logits of a t = 0 call (what ``enhance --mode mean`` makes)
-``--repeats`` times per engine: features, trunk and output layer, numpy in and numpy out, as the
-reveal walk calls them. Prints the median samples per second, the ratio ORT / PyTorch measured in
-the same run, and the largest difference of their logits; writes JSON.
+bundled low-byte model computes a t = 0 call (what ``enhance --mode mean`` makes) ``--repeats``
+times per engine: features, trunk, output layer and the softmax over the allowed digits
+(``engine.call_probs``), numpy in and numpy out, as the reveal walk calls them. Prints the median
+samples per second, the ratio ORT / PyTorch measured in the same run, and the largest difference of
+their probabilities; writes JSON.
 
     python benchmarks/bench_engine.py [--model M.pt] [--threads 2]
 """
@@ -46,7 +47,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # engine.cpu_threads: the ORT session's threads
     ck = checkpoint.load(args.model, "onnx")
     assert ck.onnx is not None
-    torch_net = engine.TorchNet(checkpoint.load(args.model, "torch").model)
+    torch_net = engine.TorchNet(checkpoint.load(args.model, "torch").model, gives="probs")
     rng = np.random.default_rng(0)
     rows = []
     for core in args.lengths:
@@ -61,9 +62,9 @@ def main() -> None:
         rows.append({"window": T, "torch_samples_per_s": rate_torch, "onnx_samples_per_s": rate_ort,
                      "ratio": rate_ort / rate_torch, "max_abs_diff": float(np.abs(got - want).max())})
         print(rows[-1], flush=True)
-    print_table(f"A network call of {args.model.name} (features, trunk, output layer), {args.threads} threads, "
+    print_table(f"A network call of {args.model.name} (features, trunk, output layer, softmax), {args.threads} threads, "
                 f"median of {args.repeats}:",
-                ["window samples", "PyTorch samples/s", "ONNX Runtime samples/s", "ORT / PyTorch", "max |diff|"],
+                ["window samples", "PyTorch samples/s", "ONNX Runtime samples/s", "ORT / PyTorch", "max |diff| of p"],
                 [[str(r["window"]), f"{r['torch_samples_per_s']:.0f}", f"{r['onnx_samples_per_s']:.0f}",
                   f"{r['ratio']:.2f}", f"{r['max_abs_diff']:.1e}"] for r in rows])
     write_json(args.out, torch.device("cpu"), rows, model=str(args.model), threads=args.threads)

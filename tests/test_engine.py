@@ -46,8 +46,9 @@ def _call_inputs(ck: checkpoint.LoadedModel, B: int, T: int, seed: int = 0) -> t
 
 
 def _torch_probs(model: object, ck: checkpoint.LoadedModel, x: tuple[np.ndarray, ...]) -> np.ndarray:
-    """What the ONNX graph computes, from PyTorch's logits: the softmax over each position's allowed
-    digits (given by the digits above the stage, which value holds, and the known interval)."""
+    """What the ONNX graph computes, from PyTorch's logits, in numpy float64: the softmax over each
+    position's allowed digits (given by the digits above the stage, which value holds, and the
+    known interval)."""
     logits = engine.TorchNet(model)(*x)  # type: ignore[arg-type]
     value, _, stage, _, lo, hi = x
     dlo, dhi = ck.maps.allowed_digits(value, lo, hi, stage)
@@ -70,6 +71,9 @@ def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> 
             assert got.shape == want.shape and got.dtype == np.float32
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
             assert np.all(got[want == 0] == 0)  # nothing outside the allowed digits
+            torch_probs = engine.TorchNet(model, gives="probs")(*x)  # the same call under PyTorch
+            np.testing.assert_allclose(torch_probs, want, rtol=0, atol=1e-5)
+            assert np.all(torch_probs[want == 0] == 0)
         np.testing.assert_array_equal(ck.onnx(*_call_inputs(ck, 2, 300)[:4]),  # no interval = the whole range
                                       ck.onnx(*_call_inputs(ck, 2, 300)[:4], *(np.zeros((2, 300), np.int64),
                                                                                np.full((2, 300), 1 << 16))))

@@ -98,11 +98,12 @@ class LoadedModel:
         return self.config.model.receptive_field() // 2
 
     def net(self, device: Any = "cpu") -> tuple[Net, str]:
-        """What computes a network call on ``device``, and its engine's name: ONNX Runtime when the
-        model was loaded from its ONNX card and the device is the CPU, else PyTorch."""
+        """What computes a restore's network calls on ``device`` (probabilities over the allowed
+        digits, ``engine.call_probs``), and its engine's name: ONNX Runtime when the model was
+        loaded from its ONNX card and the device is the CPU, else PyTorch."""
         if self.onnx is not None and str(device) == "cpu":
             return self.onnx, "onnx"
-        return TorchNet(self.model, device), "torch"
+        return TorchNet(self.model, device, gives="probs"), "torch"
 
     def policies(self, K: int, naive: bool = False) -> dict[int, np.ndarray]:
         """Policy fractions for a budget of K calls per stage, for every stage the model covers: the

@@ -89,22 +89,39 @@ def pick_device(name: str = "auto") -> str:
     return "cuda"
 
 
+def call_probs(model: UpscaleWaveNet, value: Any, revealed: Any, stage: Any, t_frac: Any, iv_lo: Any,
+               iv_hi: Any) -> Any:
+    """A restore's network call: the probabilities over each position's allowed digits (torch
+    tensors; float32 [B, T, W], 0 outside). The digits above the stage are value's (x_past and
+    x_future share them), so the allowed digits are those the walk computes from u. ``TorchNet``
+    runs this, and ``export_onnx`` exports it."""
+    from .ardm import masked_probs
+    from .stages import StageMaps
+
+    dlo, dhi = StageMaps(model.schedule).allowed_digits(value, iv_lo, iv_hi, stage)
+    return masked_probs(model(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
+
+
 class TorchNet:
-    """A network call by the PyTorch model (bf16 autocast on CUDA; the input layer stays float32):
-    raw logits, from which the walk computes what each chooser needs (the codec: torch's softmax)."""
+    """A network call by the PyTorch model (bf16 autocast on CUDA; the input layer stays float32).
 
-    gives = "logits"
+    ``gives="logits"``: raw logits (the codec takes torch's softmax of them, ``bpd`` their float64
+    log-softmax); ``gives="probs"``: ``call_probs``, computed where the model runs (what a restore
+    reads, like :class:`OnnxNet`)."""
 
-    def __init__(self, model: UpscaleWaveNet, device: Any = "cpu"):
+    def __init__(self, model: UpscaleWaveNet, device: Any = "cpu", gives: str = "logits"):
         import torch
 
+        if gives not in ("logits", "probs"):
+            raise ValueError(f"gives={gives!r}: logits or probs")
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.autocast = self.device.type == "cuda"
+        self.gives = gives
 
     def __call__(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
                  iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> np.ndarray:
-        """See ``runner.Net``: numpy in, logits float32 [B, T, W] out."""
+        """See ``runner.Net``: numpy in, float32 [B, T, W] out (logits or probabilities: ``gives``)."""
         import torch
 
         def t(a: np.ndarray) -> torch.Tensor:
@@ -112,8 +129,14 @@ class TorchNet:
 
         lo = t(iv_lo) if iv_lo is not None else None
         hi = t(iv_hi) if iv_hi is not None else None
+        args = (t(value), t(revealed.astype(np.float32)), t(stage), t(t_frac.astype(np.float32)))
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            out = self.model(t(value), t(revealed.astype(np.float32)), t(stage), t(t_frac.astype(np.float32)), lo, hi)
+            if self.gives == "logits":
+                out = self.model(*args, lo, hi)
+            else:
+                if lo is None or hi is None:
+                    lo, hi = torch.zeros_like(args[0]), torch.full_like(args[0], 1 << 16)
+                out = call_probs(self.model, *args, lo, hi)
         return out.float().cpu().numpy()
 
 
@@ -199,11 +222,6 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
     if model.cfg.prior != "none":
         raise UserError("a model with a classical prior (model.prior) runs on PyTorch only; it has no ONNX export")
 
-    from .ardm import masked_probs
-    from .stages import StageMaps
-
-    maps = StageMaps(model.schedule)
-
     class Call(torch.nn.Module):
         def __init__(self, m: UpscaleWaveNet):
             super().__init__()
@@ -211,10 +229,7 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
 
         def forward(self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
                     iv_lo: torch.Tensor, iv_hi: torch.Tensor) -> torch.Tensor:
-            # the digits above the stage are value's (x_past and x_future share them): the allowed
-            # digits are those the walk computes from u (StageMaps.allowed_digits)
-            dlo, dhi = maps.allowed_digits(value, iv_lo, iv_hi, stage)
-            return masked_probs(self.m(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
+            return call_probs(self.m, value, revealed, stage, t_frac, iv_lo, iv_hi)
 
     model = model.eval()
     B, T = 1, 4096
