@@ -19,7 +19,11 @@
 #   g711i         g711 continued with the interval features (model.interval_features: the network
 #                 sees where each sample's known interval lies in the stage's range and how wide it
 #                 is; the width input starts as a zero column), lr 2e-4, seed 5 (a 10-minute start
-#                 with the width input alone, g711w, was dropped)
+#                 with the width input alone, g711w, was dropped); stopped at step 3600 when its
+#                 mu-law posterior mean had not moved since step 2461 (docs/RESULTS.md section 16)
+#   fast24        a low-byte model at about a quarter of the shipped one's cost per sample (24
+#                 channels x 12 blocks, the same receptive field), from scratch, half of the rows at
+#                 t = 0: the network issue 15's 20x posterior mean needs (docs/RESULTS.md section 16)
 #
 #   bash scripts/campaign.sh start [THREADS] [LEG]   # resume in the background (nohup), default 2 threads
 #   bash scripts/campaign.sh stop [LEG]              # SIGTERM: the run finishes its step, writes a checkpoint
@@ -54,15 +58,21 @@ case "${1:-status}" in
       g711i) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=2e-4 --set train.seed=5
                       --set model.interval_features=true)
              INIT=campaign/g711/latest.pt ;;
-      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711i)" >&2; exit 2 ;;
+      fast24) LEG_SET=(--set ardm.known_bits=8 --set ardm.t_zero_share=0.5 --set model.channels=24 --set train.lr=1e-3
+                       --set train.seed=6)
+              INIT="" ;;
+      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711i, fast24)" >&2
+         exit 2 ;;
     esac
+    INIT_ARG=()
+    [ -n "$INIT" ] && INIT_ARG=(--init "$INIT")
     mkdir -p "$RUN"
     if [ ! -f "$RUN/latest.pt" ] && [ -f "$SAVED/latest.pt" ]; then
       cp "$SAVED/latest.pt" "$SAVED/config.toml" "$SAVED/log.jsonl" "$RUN/"
     fi
     nohup "$UA" train "$C/speech_16k/train" "$C/speech_8k/train" "$C/music_44k/train" \
       --val "$C/speech_16k/heldout" --config configs/default.toml --run-dir "$RUN" --max-minutes 600 \
-      --init "$INIT" --set train.seed=2 "${LEG_SET[@]}" --set train.warmup_steps=100 \
+      "${INIT_ARG[@]}" --set train.seed=2 "${LEG_SET[@]}" --set train.warmup_steps=100 \
       --set train.ckpt_every=100 --set train.val_every=200 --set train.val_crops=16 --set train.val_passes=1 \
       --set train.log_every=50 --set train.num_threads="$threads" >> "$RUN.log" 2>&1 &
     echo $! > "$RUN.pid"
