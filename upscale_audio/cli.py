@@ -114,7 +114,7 @@ def enhance(
     rate: Annotated[int | None, typer.Option("--rate", help="Sample rate of --raw inputs (Hz).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 16000 samples on CPU, 20 s on GPU).")] = None,
+    chunk_seconds: Annotated[float | None, typer.Option(help="Chunk length in seconds (default: 48000 samples on CPU under ONNX Runtime, 16000 under PyTorch, 20 s on GPU).")] = None,
     engine: Annotated[Engine, typer.Option(help="What runs the network on CPU: auto (ONNX Runtime, without PyTorch, when the model has its .onnx beside it), torch or onnx.")] = Engine.auto,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,

@@ -86,7 +86,7 @@ def enhance_intervals(
     stages = open_stages(ckpt, iv_lo, iv_hi)
     net, engine = ckpt.net(device or "cpu")
     gpu = str(device).startswith("cuda")
-    runner = ChunkedRunner(net, ckpt.halo, chunk or default_chunk(rate, gpu), max_batch=8 if gpu else 1)
+    runner = ChunkedRunner(net, ckpt.halo, chunk or default_chunk(rate, gpu, engine), max_batch=8 if gpu else 1)
     if steps == "full":
         policies = None
     else:

@@ -110,7 +110,10 @@ class ChunkedRunner:
                 consume(w, out[i, a : a + (w.core_stop - w.core_start)])
 
 
-def default_chunk(rate: int, gpu: bool = False) -> int:
-    """Core chunk length: 16000 samples on CPU (activations stay in cache: measured fastest among
-    4000..64000), ~20 s of audio on GPU (a few hundred MB of activations)."""
-    return int(math.ceil(20.0 * max(rate, 8000))) if gpu else 16000
+def default_chunk(rate: int, gpu: bool = False, engine: str = "torch") -> int:
+    """Core chunk length: ~20 s of audio on GPU (a few hundred MB of activations); on CPU 48 000
+    samples under ONNX Runtime (its call costs more outside the convs: 16 % faster than 16 000 on a
+    whole minute, docs/RESULTS.md §15), 16 000 under PyTorch (fastest of 4000..64000, §13)."""
+    if gpu:
+        return int(math.ceil(20.0 * max(rate, 8000)))
+    return 48000 if engine == "onnx" else 16000
