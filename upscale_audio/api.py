@@ -69,8 +69,8 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm":
-        out = enhance_intervals(lo, hi, load_cached(model_for(model, lo, hi)), mode=mode, steps=steps,
-                                seed=seed, rate=rate).u
+        ckpt = load_cached(model_for(model, lo, hi), "auto")  # ONNX Runtime when the model has its .onnx
+        out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u
     else:
         out = intervals.restore_simple(lo, hi, method)
     return (out - 32768).astype(np.int16).reshape(np.shape(samples))
