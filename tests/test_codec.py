@@ -196,3 +196,34 @@ def test_presets_choose_the_calls_per_stage(tmp_path: Path, full_model: Path, ar
         h = codec.Header.read(f, "a.uad")
     assert all(len(p) == k for p in h.policy)
     assert codec.PRESETS == {"fast": 2, "default": 4, "best": 64}
+
+
+def test_a_file_coded_under_onnx_runtime_decodes_bit_for_bit_and_says_so(tmp_path: Path, full_model: Path) -> None:
+    """compress --engine onnx: the header records the engine, the decoder runs the same one (a file
+    coded by PyTorch carries no engine key, as before), and without the model's .onnx the decoder
+    refuses with the reason."""
+    pytest.importorskip("onnx")
+    from upscale_audio import engine
+
+    ckpt = load(full_model)
+    assert codec.resolve_engine(ckpt, "auto") == "torch"  # no .onnx yet
+    with pytest.raises(UserError, match="export --onnx"):
+        codec.resolve_engine(ckpt, "onnx")
+    engine.export_onnx(ckpt.model, ckpt.sha256, ckpt.card(), engine.onnx_path(full_model))
+    assert codec.resolve_engine(ckpt, "auto") == "onnx"
+    x = speechlike(2300, channels=2)
+    src, uad, out = tmp_path / "in.wav", tmp_path / "x.uad", tmp_path / "out.wav"
+    sf.write(src, x.astype(np.int16).T, 16000, subtype="PCM_16")
+    st = codec.compress_file(src, uad, ckpt, 3, block_frames=BLOCK, chunk=CHUNK, engine="onnx")
+    assert 0.98 < st.payload_bits / st.model_bits < 1.02
+    with open(uad, "rb") as f:
+        assert codec.Header.read(f, "x").env["engine"].startswith("onnxruntime")
+    codec.decompress_file(uad, out, ckpt)
+    np.testing.assert_array_equal(sf.read(out, dtype="int16", always_2d=True)[0], x.astype(np.int16).T)
+    torch_uad = tmp_path / "t.uad"
+    codec.compress_file(src, torch_uad, ckpt, 3, block_frames=BLOCK, chunk=CHUNK)
+    with open(torch_uad, "rb") as f:
+        assert "engine" not in codec.Header.read(f, "t").env
+    engine.onnx_path(full_model).unlink()
+    with pytest.raises(UserError, match="coded under ONNX Runtime"):
+        codec.decompress_file(uad, tmp_path / "again.wav", ckpt)

@@ -26,6 +26,8 @@ def compress(
     preset: Annotated[Preset, typer.Option(help="fast (K=2), default (K=4) or best (K=64, smallest files); K = network calls per stage.")] = Preset.default,
     steps: Annotated[int | None, typer.Option(help="Network calls per stage K (overrides --preset).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Decode each file after coding and compare.")] = False,
+    engine: Annotated[str, typer.Option(help="What runs the network: auto (ONNX Runtime when the model has its .onnx "
+                                             "beside it), torch or onnx. The file records it; decoding uses the same.")] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries.")] = False,
 ) -> None:
@@ -38,14 +40,15 @@ def compress(
     plan = _plan(inputs, output, force, lambda p: p.with_suffix(codec.SUFFIX), out_suffixes=(codec.SUFFIX,))
     ckpt = load(model)
     k = steps or codec.PRESETS[preset.value]
+    how = codec.resolve_engine(ckpt, engine)
 
     def one(src: Path, dst: Path) -> None:
-        st = codec.compress_path(src, dst, ckpt, k, verify_after=verify, force=force,
+        st = codec.compress_path(src, dst, ckpt, k, verify_after=verify, force=force, engine=how,
                                  bar=lambda total, desc: _bar(total, desc, quiet))
         if not quiet:
             typer.echo(f"{src} -> {dst}: {st.bits_per_sample:.3f} bits/sample ({st.bytes} bytes, model cost "
-                       f"{st.model_bits / st.samples:.3f}), K={k}, {st.seconds:.1f} s, {st.realtime:.2f}x real time"
-                       + (", verified" if verify else ""), err=True)
+                       f"{st.model_bits / st.samples:.3f}), K={k}, {how}, {st.seconds:.1f} s, "
+                       f"{st.realtime:.2f}x real time" + (", verified" if verify else ""), err=True)
 
     _each(plan, one)
 
@@ -155,7 +158,7 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
     onnx = onnx_path(ckpt.path)
     engine = "PyTorch (no .onnx beside the model; 'upscale-audio export --onnx' writes one)"
     if ckpt.onnx is not None:
-        engine = f"enhance: ONNX Runtime ({onnx.name}, no PyTorch); compress, decompress, bpd: PyTorch"
+        engine = f"ONNX Runtime ({onnx.name}): enhance without PyTorch, compress and decompress; bpd: PyTorch"
     elif onnx.is_file():
         engine = f"PyTorch ({onnx.name} is from another checkpoint or an older version, or onnxruntime is missing)"
     lines.append(f"CPU engine:       {engine}")

@@ -149,10 +149,13 @@ class Call:
         return self.given_probs if self.given_probs is not None else np.exp(self.log_probs())
 
     def log2_probs(self) -> np.ndarray:
-        """The same in bits, from a float64 log-softmax (a float32 probability can underflow to 0):
-        what a code length is counted in (needs the logits). float64 [n, W]."""
+        """The same in bits, from a float64 log-softmax of the logits (a float32 probability can
+        underflow to 0): what a code length is counted in (``bpd --steps K`` scores with logits);
+        from given probabilities, their float64 log2. float64 [n, W]."""
         if self.logits is None:
-            raise ValueError("code lengths need the logits: score with a PyTorch net (engine.TorchNet)")
+            assert self.given_probs is not None
+            with np.errstate(divide="ignore"):
+                return np.log2(self.given_probs.astype(np.float64))
         return masked_log_softmax(self.logits, self.dlo, self.dhi, np.float64) / LN2
 
     def bits(self, digits: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from .files import (
     iter_decode,
     open_uad,
     quantised_policy,
+    resolve_engine,
     verify,
 )
 from .format import (
@@ -33,4 +34,4 @@ from .format import (
 __all__ = ["PRESETS", "CodecStats", "DEFAULT_BLOCK_FRAMES", "DEFAULT_CHUNK", "FORMAT_VERSION", "Header", "MAGIC",
            "SUBTYPES", "SUFFIX", "calls_per_file", "coded_stages", "compress_file", "compress_path", "decode_block",
            "decompress_file", "decompress_path", "deterministic", "encode_block", "environment", "iter_decode",
-           "open_uad", "quantised_policy", "verify", "weights_hash"]
+           "open_uad", "quantised_policy", "resolve_engine", "verify", "weights_hash"]

@@ -10,7 +10,8 @@ ANS is a stack: symbols come out in the reverse order they went in. The decoder 
 first to last (each call needs the digits of the earlier ones), so the encoder, which knows every
 value, walks in reverse: stages, calls and windows reversed, and each window's positions through
 ``encode_reverse``. The network runs one window at a time (batch 1, fixed chunk length and
-threads), so both sides compute bit-identical probabilities.
+threads, the same engine: PyTorch or ONNX Runtime, recorded in the header), so both sides compute
+bit-identical probabilities.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ def block_walk(runner: ChunkedRunner, header: Header, frame0: int, n_coded: int)
 
 
 def _probabilities(call: Call) -> np.ndarray:
-    """The coder's float32 probabilities [n, W] (a plain softmax: the codec codes all 16 bits)."""
-    assert call.logits is not None, "the codec runs PyTorch nets (exact logits)"
+    """The coder's float32 probabilities [n, W]: torch's softmax of PyTorch's logits (the codec codes
+    all 16 bits: no mask), or ONNX Runtime's probabilities as its graph computed them."""
+    if call.logits is None:
+        assert call.given_probs is not None
+        return np.ascontiguousarray(call.given_probs, dtype=np.float32)
     return torch.softmax(torch.from_numpy(call.logits), dim=-1).numpy().astype(np.float32)
 
 

@@ -20,10 +20,10 @@ import torch
 
 from .. import audio, policy
 from ..checkpoint import LoadedModel
-from ..engine import TorchNet
+from ..engine import TorchNet, check_engine, open_onnx
 from ..errors import UserError
 from ..files import replacing
-from ..runner import ChunkedRunner
+from ..runner import ChunkedRunner, Net
 from .coder import decode_block, deterministic, encode_block
 from .format import (
     BLOCK,
@@ -33,6 +33,7 @@ from .format import (
     SUBTYPES,
     Header,
     check_layout,
+    coded_engine,
     environment,
     weights_hash,
 )
@@ -82,17 +83,45 @@ def calls_per_file(frames: int, block_frames: int, schedule: tuple[int, ...], st
     return math.ceil(frames / block_frames) * len(schedule) * steps
 
 
+def resolve_engine(ckpt: LoadedModel, engine: str) -> str:
+    """The engine ``compress`` codes with: "onnx" when asked for, or ("auto") when the model has a
+    usable ONNX network beside it (``engine.open_onnx``); else "torch"."""
+    check_engine(engine)
+    if engine == "torch" or ckpt.path is None:
+        return "torch"
+    net, _, why = open_onnx(ckpt.path, ckpt.sha256, 1)
+    if net is None and engine == "onnx":
+        raise UserError(f"{ckpt.path}: cannot code under ONNX Runtime: {why}; write its network with "
+                        f"'upscale-audio export --onnx {ckpt.path}', or use --engine torch")
+    return "onnx" if net is not None else "torch"
+
+
+def codec_net(ckpt: LoadedModel, engine: str, threads: int) -> Net:
+    """The network of the coder: PyTorch's raw logits (torch's softmax codes them), or ONNX
+    Runtime's probabilities with a fixed thread count (both sides compute the same numbers)."""
+    if engine == "torch":
+        return TorchNet(ckpt.model)
+    assert ckpt.path is not None
+    net, _, why = open_onnx(ckpt.path, ckpt.sha256, threads)
+    if net is None:
+        raise UserError(f"{ckpt.path}: the file was coded under ONNX Runtime and {why}; decode it beside the "
+                        "model's .onnx ('upscale-audio export --onnx' rewrites it from the same checkpoint)")
+    return net
+
+
 def compress_file(src: Path, dst: str | Path, ckpt: LoadedModel, steps: int, *, seed: int = 0,
                   block_frames: int = DEFAULT_BLOCK_FRAMES, chunk: int = DEFAULT_CHUNK,
-                  threads: int | None = None, progress: Progress | None = None) -> CodecStats:
-    """Code the audio file ``src`` into ``dst`` (which is written, never renamed: callers do that)."""
+                  threads: int | None = None, progress: Progress | None = None, engine: str = "torch") -> CodecStats:
+    """Code the audio file ``src`` into ``dst`` (which is written, never renamed: callers do that).
+    ``engine``: "torch" or "onnx" (``resolve_engine``); the header records it."""
     info = audio.probe(src)
     subtype = SUBTYPE_ALIASES.get(info.subtype, info.subtype)
     subtype = subtype if subtype in SUBTYPES else "PCM_16"
     threads = threads or torch.get_num_threads()
     header = Header(weights_hash(ckpt), info.rate, info.channels, info.frames, subtype, seed & (2**64 - 1), chunk,
-                    block_frames, tuple(ckpt.config.ardm.schedule), quantised_policy(ckpt, steps), environment(threads))
-    runner = ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, chunk, max_batch=1)
+                    block_frames, tuple(ckpt.config.ardm.schedule), quantised_policy(ckpt, steps),
+                    environment(threads, engine))
+    runner = ChunkedRunner(codec_net(ckpt, engine, threads), ckpt.halo, chunk, max_batch=1)
     t0, payload, cost, frame0 = time.perf_counter(), 0, 0.0, 0
     with deterministic(threads), open(dst, "wb") as f:
         f.write(header.pack())
@@ -122,7 +151,7 @@ def open_uad(path: Path, ckpt: LoadedModel) -> tuple[BinaryIO, Header]:
         if h.frames == 0 or h.channels == 0 or h.rate == 0 or h.block_frames == 0:
             raise UserError(f"{path}: header is corrupted (no frames, channels or rate)")
         check_layout(f, h, path)
-        here = environment(int(h.env.get("threads", "1")))
+        here = environment(int(h.env.get("threads", "1")), coded_engine(h.env))
         diff = [f"{k} {h.env.get(k)} (here {v})" for k, v in here.items() if h.env.get(k) != v]
         if diff:
             raise UserError(f"{path}: coded in another environment: {', '.join(diff)}; decoding needs "
@@ -138,7 +167,8 @@ def iter_decode(path: Path, ckpt: LoadedModel, progress: Progress | None = None)
     corrupted, truncated or foreign files before yielding any block that fails its CRC."""
     f, h = open_uad(path, ckpt)
     with f:
-        runner = ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, h.chunk, max_batch=1)
+        runner = ChunkedRunner(codec_net(ckpt, coded_engine(h.env), int(h.env["threads"])), ckpt.halo, h.chunk,
+                               max_batch=1)
         frame0, n_block = 0, 0
         with deterministic(int(h.env["threads"])):
             while True:
@@ -205,6 +235,7 @@ Bar = Callable[[int, str], Any]  # (total calls, description) -> a context manag
 
 
 def compress_path(src: Path, dst: Path, ckpt: LoadedModel, steps: int, *, verify_after: bool, force: bool,
+                  engine: str = "torch",
                   bar: Bar) -> CodecStats:
     """``compress`` of one file: code ``src`` into ``dst`` atomically (and decode it again to compare
     with ``verify_after``: a file that does not verify is not kept)."""
@@ -212,7 +243,7 @@ def compress_path(src: Path, dst: Path, ckpt: LoadedModel, steps: int, *, verify
     total = calls_per_file(info.frames, DEFAULT_BLOCK_FRAMES, ckpt.config.ardm.schedule, steps)
     with replacing(dst, force) as tmp:
         with bar(total, src.name) as b:
-            st = compress_file(src, tmp, ckpt, steps, progress=b.update)
+            st = compress_file(src, tmp, ckpt, steps, progress=b.update, engine=engine)
         if verify_after:
             with bar(total, f"verify {src.name}") as b:
                 verify(src, Path(tmp), ckpt, b.update)

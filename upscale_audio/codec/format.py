@@ -53,9 +53,11 @@ def weights_hash(ckpt: LoadedModel) -> bytes:
     return h.digest()
 
 
-def environment(threads: int) -> dict[str, str]:
-    """What must match between encoder and decoder for bit-identical network outputs."""
-    return {
+def environment(threads: int, engine: str = "torch") -> dict[str, str]:
+    """What must match between encoder and decoder for bit-identical network outputs. ``engine``
+    "onnx" (the network under ONNX Runtime) adds its version; PyTorch files carry no engine key, as
+    they always did."""
+    env = {
         "upscale-audio": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -63,6 +65,14 @@ def environment(threads: int) -> dict[str, str]:
         "cpu": torch.backends.cpu.get_cpu_capability(),
         "threads": str(threads),
     }
+    if engine == "onnx":
+        env["engine"] = "onnxruntime " + importlib.metadata.version("onnxruntime")
+    return env
+
+
+def coded_engine(env: dict[str, str]) -> str:
+    """The engine a file's network ran on: "onnx" or "torch" (``environment``)."""
+    return "onnx" if env.get("engine", "").startswith("onnxruntime") else "torch"
 
 
 @dataclass
