@@ -5,7 +5,7 @@
     upscale-audio train DATA... --config FILE --run-dir DIR [--val DIR] [--set key=value]...
     upscale-audio info [--model PATH]
     upscale-audio export CHECKPOINT OUT
-    upscale-audio compress INPUT... [-o OUT] [--preset fast|default|best] [--steps K] [--verify]  (.uad)
+    upscale-audio compress INPUT... [-o OUT] [--preset fast|default|best] [--steps K] [--engine E] [--verify]  (.uad)
     upscale-audio decompress FILE.uad... [-o OUT]
 """
 
