@@ -1,21 +1,24 @@
 """Where a network call runs: PyTorch, or ONNX Runtime without PyTorch (docs/DESIGN.md §4).
 
-A *net* takes numpy arrays and returns numpy logits (``runner.Net``); the reveal walk, the choosers
+A *net* takes numpy arrays and returns numpy arrays (``runner.Net``): raw logits, or the
+probabilities over each position's allowed digits (``call_probs``); the reveal walk, the choosers
 and the chunking around it are numpy only. Two kinds:
 
-* :class:`TorchNet` - the model itself (CPU or CUDA). ``bpd``, ``compress`` and ``decompress``
-  always use it: the codec's decoder must reproduce the encoder's probabilities exactly.
-* :class:`OnnxNet` - the whole call (features, trunk, output layer, the softmax over the allowed
+* :class:`TorchNet` - the model itself (CPU or CUDA), giving either. ``bpd`` scores its logits.
+* :class:`OnnxNet` - ``call_probs`` (features, trunk, output layer, the softmax over the allowed
   digits) exported to ONNX and run by ONNX Runtime on CPU. A restore with it never imports torch
   (1.7 s), so it starts in a fraction of a second (``benchmarks/bench_process.py``,
   ``benchmarks/bench_engine.py``, docs/RESULTS.md §15).
+
+The codec runs either; its header records which, and the decoder runs the same engine with the
+same threads, since it must reproduce the encoder's probabilities exactly.
 
 A checkpoint ``X.pt`` uses ``X.onnx`` when that file lies beside it and was exported from that very
 file: its metadata holds the checkpoint's sha256 and a *card* (config, stored policies, facts) from
 which :func:`checkpoint.load` builds the model's description without reading ``X.pt`` with torch.
 The bundled models ship one; ``upscale-audio export --onnx`` writes one for any other. The two
-engines agree to about 1e-5 in the logits, not bit for bit, so a restore can differ in rare
-samples (measured in docs/RESULTS.md); ``--engine torch`` gives PyTorch's output.
+engines agree to about 1e-7 in the probabilities, not bit for bit, so a restore can differ in rare
+samples (measured in docs/RESULTS.md §15); ``--engine torch`` gives PyTorch's output.
 """
 
 from __future__ import annotations
