@@ -52,11 +52,10 @@ def onnx_path(checkpoint: Path) -> Path:
 
 
 def cpu_threads() -> int:
-    """Threads for a CPU network: OMP_NUM_THREADS when set, else the CPUs this process may use."""
+    """Threads for a CPU network: OMP_NUM_THREADS when set, else 0 (ONNX Runtime's default: one per
+    physical core, as PyTorch's)."""
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(env) if env.isdigit() else 0
 
 
 def _torch_built_with_cuda() -> bool:
@@ -151,10 +150,12 @@ class OnnxNet:
     gives = "probs"
 
     def __init__(self, path: Path, threads: int):
+        """``threads``: intra-op threads (0: ORT's default; the codec fixes them: the decoder must
+        compute what the encoder did)."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, threads)
+        so.intra_op_num_threads = max(0, threads)  # 0: ORT's default
         so.inter_op_num_threads = 1
         so.log_severity_level = 3  # errors only
         # no busy-waiting between runs: numpy works between them, on the same cores
