@@ -186,3 +186,36 @@ def test_cli_engine_onnx_without_an_onnx_file_says_how_to_make_one(tmp_path, cap
     code, _, err = run(["enhance", src, "--model", pt, "--engine", "torch", "-o", tmp_path / "t.wav"], capsys,
                        monkeypatch)
     assert code == 0 and "(torch)" in err, err
+
+
+def test_a_restore_under_onnx_does_not_depend_on_the_chunk(tmp_path: Path) -> None:
+    """Windows of any length give the same samples (the halo makes chunking exact; ORT's kernels do
+    not change a sample's arithmetic with the window's length): what lets the CPU default chunk
+    differ between the engines."""
+    pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
+    _export(pt)
+    ck = checkpoint.load(pt, "onnx")
+    u = speechlike(3000, channels=2).astype(np.int64) + 32768
+    lo, hi = intervals.linear(u, 6)
+    for mode in ("mean", "sample"):
+        outs = [enhance_intervals(lo, hi, ck, mode=mode, steps=3, chunk=c).u for c in (70, 555, 48000)]
+        assert all(np.array_equal(o, outs[0]) for o in outs[1:]), mode
+
+
+def test_device_auto_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch/version.py says ``cuda: Optional[str] = None`` in a CPU build, a version string in a
+    CUDA build; only a CUDA build is imported to ask for a GPU."""
+    import importlib.util
+
+    pkg = tmp_path / "torch"
+    pkg.mkdir()
+    spec = importlib.util.spec_from_file_location("torch", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
+    monkeypatch.setattr(engine, "find_spec", lambda name: spec)
+    for line, want in (("cuda: Optional[str] = None", False), ("cuda: Optional[str] = '12.4'", True),
+                       ("cuda = None", False), ("hip = None", True)):  # no cuda line: cannot tell, ask torch
+        (pkg / "version.py").write_text(f"__version__ = '2.13.0'\n{line}\n")
+        assert engine._torch_built_with_cuda() is want, line
+    assert engine.pick_device("cpu") == "cpu"
+    (pkg / "version.py").write_text("cuda: Optional[str] = None\n")
+    assert engine.pick_device("auto") == "cpu"

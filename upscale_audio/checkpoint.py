@@ -61,23 +61,21 @@ class LoadedModel:
 
     @property
     def model(self) -> UpscaleWaveNet:
-        if self._model is None:
-            self._read_weights()
-        assert self._model is not None
-        return self._model
+        return self._weights()[0]
 
     @property
     def tracker(self) -> StepLossTracker:
-        if self._tracker is None:
-            self._read_weights()
-        assert self._tracker is not None
-        return self._tracker
+        return self._weights()[1]
 
-    def _read_weights(self) -> None:
-        if self.path is None:
-            raise UserError("this model has no checkpoint file to read its weights from")
-        full = load(self.path, "torch")
-        self._model, self._tracker = full._model, full._tracker
+    def _weights(self) -> tuple[UpscaleWaveNet, StepLossTracker]:
+        """The model and its loss tracker, read from the checkpoint with torch on first use."""
+        if self._model is None or self._tracker is None:
+            if self.path is None:
+                raise UserError("this model has no checkpoint file to read its weights from")
+            full = load(self.path, "torch")
+            self._model, self._tracker = full._model, full._tracker
+        assert self._model is not None and self._tracker is not None
+        return self._model, self._tracker
 
     @property
     def maps(self) -> StageMaps:
