@@ -202,6 +202,22 @@ def test_a_restore_under_onnx_does_not_depend_on_the_chunk(tmp_path: Path) -> No
         assert all(np.array_equal(o, outs[0]) for o in outs[1:]), mode
 
 
+def test_a_restore_with_two_onnx_lanes_is_the_one_lane_restore(tmp_path: Path) -> None:
+    """Two sessions running windows side by side (``restore_lanes``) give the same samples as one
+    session of two threads, in sampling (where the order of draws matters) and in the mean."""
+    pt = save_tiny_model(tmp_path / "m.pt", known_bits=0)
+    _export(pt)
+    ck = checkpoint.load(pt, "onnx")
+    u = speechlike(3000, channels=2).astype(np.int64) + 32768
+    lo, hi = intervals.linear(u, 6)
+    for mode in ("mean", "sample"):
+        outs = []
+        for lanes, threads in ((1, 2), (2, 1)):
+            ck.onnx = engine.OnnxNet(engine.onnx_path(pt), threads, lanes)
+            outs.append(enhance_intervals(lo, hi, ck, mode=mode, steps=3, chunk=400).u)
+        assert np.array_equal(outs[0], outs[1]), mode
+
+
 def test_device_auto_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """torch/version.py says ``cuda: Optional[str] = None`` in a CPU build, a version string in a

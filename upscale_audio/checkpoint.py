@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .config import RunConfig
-from .engine import TorchNet, check_engine, cpu_threads, open_onnx
+from .engine import TorchNet, check_engine, open_onnx, restore_lanes
 from .errors import UserError
 from .files import replacing
 from .runner import Net
@@ -237,7 +237,8 @@ def load(path: str | Path | None = None, engine: str = "torch") -> LoadedModel:
         raise UserError("no bundled model in this installation; pass --model PATH (a checkpoint from 'train')")
     if engine != "torch" and p.is_file():
         sha = hashlib.sha256(p.read_bytes()).hexdigest()
-        net, card, why = open_onnx(p, sha, cpu_threads())
+        lanes, threads = restore_lanes()
+        net, card, why = open_onnx(p, sha, threads, lanes)
         if net is not None:
             return LoadedModel(RunConfig.from_dict(card["config"]), dict(card.get("meta", {})), p, sha,
                                dict(card.get("policies", {})), int(card.get("parameters", 0)), onnx=net)

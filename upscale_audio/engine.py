@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import re
 from importlib.util import find_spec
 from pathlib import Path
@@ -145,13 +146,18 @@ class TorchNet:
 class OnnxNet:
     """An ONNX Runtime session of a whole network call (``export_onnx``), called like a TorchNet;
     it gives the probabilities over each position's allowed digits (the masked softmax runs in the
-    graph, on both cores, instead of in numpy on one: 15-20 ms less per 16 000-sample window)."""
+    graph, on both cores, instead of in numpy on one: 15-20 ms less per 16 000-sample window).
+
+    ``lanes`` > 1: that many sessions, and calls from as many threads at once each take a free one
+    (``runner.ChunkedRunner`` then keeps ``lanes`` windows in flight). A session's threads split a
+    window's every op; lanes run whole windows side by side, which a small network's short ops use
+    better (docs/RESULTS.md §17). A window's result does not depend on either."""
 
     gives = "probs"
 
-    def __init__(self, path: Path, threads: int):
-        """``threads``: intra-op threads (0: ORT's default; the codec fixes them: the decoder must
-        compute what the encoder did)."""
+    def __init__(self, path: Path, threads: int, lanes: int = 1):
+        """``threads``: intra-op threads per session (0: ORT's default; the codec fixes them: the
+        decoder must compute what the encoder did)."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -161,34 +167,58 @@ class OnnxNet:
         # no busy-waiting between runs: numpy works between them, on the same cores
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.lanes = max(1, int(lanes))
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._free.put(self.session)
+        for _ in range(self.lanes - 1):
+            self._free.put(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]))
 
     def __call__(self, value: np.ndarray, revealed: np.ndarray, stage: np.ndarray, t_frac: np.ndarray,
                  iv_lo: np.ndarray | None = None, iv_hi: np.ndarray | None = None) -> np.ndarray:
         """See ``runner.Net``, but the probabilities over each position's allowed digits (float32
         [B, T, W], 0 elsewhere), with one stage for the whole batch (what the reveal walk calls: the
-        export computes only that stage's output rows). No known interval is the range [0, 65536)."""
+        export computes only that stage's output rows). No known interval is the range [0, 65536).
+        Safe to call from ``lanes`` threads at once."""
         if np.any(np.asarray(stage) != np.asarray(stage).flat[0]):
             raise ValueError("an ONNX network call takes one stage for the whole batch")
         if iv_lo is None or iv_hi is None:
             iv_lo, iv_hi = np.zeros_like(value), np.full_like(value, 1 << 16)
-        (out,) = self.session.run(None, {
+        feeds = {
             "value": np.ascontiguousarray(value, dtype=np.int64),
             "revealed": np.ascontiguousarray(revealed, dtype=np.float32),
             "stage": np.ascontiguousarray(stage, dtype=np.int64),
             "t_frac": np.ascontiguousarray(t_frac, dtype=np.float32),
             "iv_lo": np.ascontiguousarray(iv_lo, dtype=np.int64),
             "iv_hi": np.ascontiguousarray(iv_hi, dtype=np.int64),
-        })
+        }
+        session = self._free.get()
+        try:
+            (out,) = session.run(None, feeds)
+        finally:
+            self._free.put(session)
         return out
 
 
-def open_onnx(checkpoint: Path, sha256: str, threads: int) -> tuple[OnnxNet | None, dict[str, Any], str]:
+def restore_lanes() -> tuple[int, int]:
+    """(lanes, threads per lane) of a restore's ONNX network on this CPU: OMP_NUM_THREADS when set
+    (one lane of that many threads), else two lanes of a quarter of the logical CPUs each (at least
+    one): on this project's 2-core machine two one-thread lanes restore 1.04x (48 channels) to 1.2x
+    (24 channels) faster than one two-thread session (docs/RESULTS.md §17)."""
+    threads = cpu_threads()
+    cpus = os.cpu_count() or 1
+    if threads or cpus < 2:
+        return 1, threads
+    return 2, max(1, cpus // 4)
+
+
+def open_onnx(checkpoint: Path, sha256: str, threads: int, lanes: int = 1
+              ) -> tuple[OnnxNet | None, dict[str, Any], str]:
     """``checkpoint``'s ONNX network when it is usable: (net, card, ""); else (None, {}, why not)."""
     path = onnx_path(checkpoint)
     if not path.is_file():
         return None, {}, f"no ONNX network beside it ({path.name})"
     try:
-        net = OnnxNet(path, threads)
+        net = OnnxNet(path, threads, lanes)
     except ImportError:
         return None, {}, "onnxruntime is not installed (pip install onnxruntime)"
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own kinds for unreadable files

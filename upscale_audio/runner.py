@@ -17,7 +17,9 @@ This module is numpy only: the network behind it (``engine.py``) may be PyTorch 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +98,8 @@ class ChunkedRunner:
             if built is not None:
                 todo.append((w, built))
         lookup = {id(w): b for w, b in todo}
-        for group in batches([w for w, _ in todo], self.max_batch):
+
+        def call_args(group: list[Window]) -> tuple[np.ndarray | None, ...]:
             value = np.stack([lookup[id(w)][0] for w in group]).astype(np.int64, copy=False)
             revealed = np.stack([lookup[id(w)][1] for w in group]).astype(bool, copy=False)
             rws = [w.row for w in group]
@@ -104,10 +107,31 @@ class ChunkedRunner:
             if iv is not None:
                 lo = np.stack([iv[0][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
                 hi = np.stack([iv[1][w.row, w.start : w.stop] for w in group]).astype(np.int64, copy=False)
-            out = self.net(value, revealed, stage_r[rws], tf_r[rws].astype(np.float32), lo, hi)
+            return value, revealed, stage_r[rws], tf_r[rws].astype(np.float32), lo, hi
+
+        groups = list(batches([w for w, _ in todo], self.max_batch))
+        for group, out in zip(groups, self._outputs(call_args(g) for g in groups)):
             for i, w in enumerate(group):
                 a = w.core_start - w.start
                 consume(w, out[i, a : a + (w.core_stop - w.core_start)])
+
+    def _outputs(self, calls: Iterator[tuple[np.ndarray | None, ...]]) -> Iterator[np.ndarray]:
+        """The net's output of each call, in order. A net with ``lanes`` > 1 (``engine.OnnxNet``)
+        computes that many calls at once in worker threads; the caller consumes each output in
+        order on its own thread, and no more than ``lanes`` outputs wait in memory."""
+        lanes = int(getattr(self.net, "lanes", 1))
+        if lanes <= 1:
+            for args in calls:
+                yield self.net(*args)
+            return
+        with ThreadPoolExecutor(lanes) as pool:
+            pending: deque[Future[np.ndarray]] = deque()
+            for args in calls:
+                pending.append(pool.submit(self.net, *args))
+                if len(pending) == lanes:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
 
 def default_chunk(rate: int, gpu: bool = False, engine: str = "torch") -> int:
