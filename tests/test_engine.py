@@ -235,3 +235,13 @@ def test_device_auto_reads_whether_torch_is_a_cuda_build_without_importing_it(tm
     assert engine.pick_device("cpu") == "cpu"
     (pkg / "version.py").write_text("cuda: Optional[str] = None\n")
     assert engine.pick_device("auto") == "cpu"
+
+
+def test_restore_lanes_split_the_cpus_unless_threads_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lanes of half the usable CPUs; one lane of OMP_NUM_THREADS when set; one lane on one CPU."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for cpus, want in ((1, (1, 0)), (2, (2, 1)), (8, (2, 4))):
+        monkeypatch.setattr(engine.os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert engine.restore_lanes() == want
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert engine.restore_lanes() == (1, 3)

@@ -200,15 +200,15 @@ class OnnxNet:
 
 
 def restore_lanes() -> tuple[int, int]:
-    """(lanes, threads per lane) of a restore's ONNX network on this CPU: OMP_NUM_THREADS when set
-    (one lane of that many threads), else two lanes of a quarter of the logical CPUs each (at least
-    one): on this project's 2-core machine two one-thread lanes restore 1.04x (48 channels) to 1.2x
-    (24 channels) faster than one two-thread session (docs/RESULTS.md §17)."""
+    """(lanes, threads per lane) of a restore's ONNX network: OMP_NUM_THREADS when set (one lane of
+    that many threads), else two lanes sharing the CPUs this process may use. On this project's
+    2-core machine two one-thread lanes restore 1.12x (the mean) to 1.26x (sampling) faster than one
+    two-thread session (docs/RESULTS.md §17)."""
     threads = cpu_threads()
-    cpus = os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if threads or cpus < 2:
         return 1, threads
-    return 2, max(1, cpus // 4)
+    return 2, cpus // 2
 
 
 def open_onnx(checkpoint: Path, sha256: str, threads: int, lanes: int = 1
