@@ -74,6 +74,11 @@ def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> 
             torch_probs = engine.TorchNet(model, gives="probs")(*x)  # the same call under PyTorch
             np.testing.assert_allclose(torch_probs, want, rtol=0, atol=1e-5)
             assert np.all(torch_probs[want == 0] == 0)
+            # every digit allowed everywhere (the graph's unmasked branch, masked_probs' If node)
+            full = (*x[:4], np.zeros_like(x[0]), np.full_like(x[0], 1 << 16))
+            dlo, dhi = ck.maps.allowed_digits(x[0], full[4], full[5], x[2])
+            assert np.all(dlo == 0) and np.all(dhi == 2 ** ck.maps.schedule[int(x[2][0])])
+            np.testing.assert_allclose(ck.onnx(*full), _torch_probs(model, ck, full), rtol=0, atol=1e-5)
         np.testing.assert_array_equal(ck.onnx(*_call_inputs(ck, 2, 300)[:4]),  # no interval = the whole range
                                       ck.onnx(*_call_inputs(ck, 2, 300)[:4], *(np.zeros((2, 300), np.int64),
                                                                                np.full((2, 300), 1 << 16))))

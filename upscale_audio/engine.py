@@ -93,16 +93,17 @@ def pick_device(name: str = "auto") -> str:
 
 
 def call_probs(model: UpscaleWaveNet, value: Any, revealed: Any, stage: Any, t_frac: Any, iv_lo: Any,
-               iv_hi: Any) -> Any:
+               iv_hi: Any, softmax: Any = None) -> Any:
     """A restore's network call: the probabilities over each position's allowed digits (torch
     tensors; float32 [B, T, W], 0 outside). The digits above the stage are value's (x_past and
     x_future share them), so the allowed digits are those the walk computes from u. ``TorchNet``
-    runs this, and ``export_onnx`` exports it."""
+    runs this, and ``export_onnx`` exports it (``softmax``: ``ardm.masked_probs``, or its scripted
+    form for the export)."""
     from .ardm import masked_probs
     from .stages import StageMaps
 
     dlo, dhi = StageMaps(model.schedule).allowed_digits(value, iv_lo, iv_hi, stage)
-    return masked_probs(model(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
+    return (softmax or masked_probs)(model(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
 
 
 class TorchNet:
@@ -256,6 +257,12 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
     if model.cfg.prior != "none":
         raise UserError("a model with a classical prior (model.prior) runs on PyTorch only; it has no ONNX export")
 
+    from .ardm import masked_probs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated, but it is what keeps a branch
+        softmax = torch.jit.script(masked_probs)  # its all-allowed shortcut becomes an If node
+
     class Call(torch.nn.Module):
         def __init__(self, m: UpscaleWaveNet):
             super().__init__()
@@ -263,7 +270,7 @@ def export_onnx(model: UpscaleWaveNet, checkpoint_sha256: str, card: dict[str, A
 
         def forward(self, value: torch.Tensor, revealed: torch.Tensor, stage: torch.Tensor, t_frac: torch.Tensor,
                     iv_lo: torch.Tensor, iv_hi: torch.Tensor) -> torch.Tensor:
-            return call_probs(self.m, value, revealed, stage, t_frac, iv_lo, iv_hi)
+            return call_probs(self.m, value, revealed, stage, t_frac, iv_lo, iv_hi, softmax)
 
     model = model.eval()
     B, T = 1, 4096
