@@ -72,9 +72,7 @@ def masked_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> to
     W = logits.shape[-1]
     if bool((lo == 0).all()) and bool((hi == W).all()):
         return torch.softmax(logits.float(), dim=-1)
-    d = torch.arange(W, device=lo.device)
-    allowed = (d >= lo.unsqueeze(-1)) & (d < hi.unsqueeze(-1))
-    return torch.softmax(logits.float().masked_fill(~allowed, float("-inf")), dim=-1)
+    return torch.softmax(logits.float().masked_fill(~allowed_mask(lo, hi, W), float("-inf")), dim=-1)
 
 
 def ce_bits(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
