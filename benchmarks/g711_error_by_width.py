@@ -1,6 +1,8 @@
 """Where the posterior mean gains or loses against G.711's decoded value: held-out speech_8k coded
 to mu-law or A-law (intervals.g711_encode), restored with ``--mode mean``, error energy per bin
-width (relative to the signal energy) for the decoded value and the mean, and their ratio.
+width (relative to the signal energy) for the decoded value and the mean, and their ratio; and where
+in its bin each lands on average (0: the edge nearer zero, 1: the far edge), which separates a
+biased mean from a noisy one.
 
     python benchmarks/g711_error_by_width.py --corpus $C --law ulaw --seconds 15 [--model M.pt]
 """
@@ -26,7 +28,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="default: the bundled all-16-bit model")
     args = ap.parse_args()
     ckpt = checkpoint.load(args.model)
-    parts: dict[str, list[np.ndarray]] = {"ref": [], "dec": [], "mean": [], "width": []}
+    parts: dict[str, list[np.ndarray]] = {"ref": [], "dec": [], "mean": [], "width": [], "lo": []}
     for a in pick_files(args.corpus / args.set / "heldout", args.seconds):
         codes = intervals.g711_encode(a.u, args.law)
         lo, hi = intervals.g711(codes, args.law)
@@ -34,17 +36,27 @@ def main() -> None:
         parts["dec"].append(intervals.decoded(args.law)[codes].ravel())
         parts["mean"].append(enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u.ravel())
         parts["width"].append((hi - lo).ravel())
-    ref, dec, mean, width = (np.concatenate(parts[k]).astype(np.float64) for k in ("ref", "dec", "mean", "width"))
+        parts["lo"].append(lo.ravel())
+    ref, dec, mean, width, lo = (np.concatenate(parts[k]).astype(np.float64)
+                                 for k in ("ref", "dec", "mean", "width", "lo"))
+    toward_zero_edge = np.where(ref >= 32768, lo, lo + width - 1)  # offset binary: 32768 is zero
+
+    def place(v: np.ndarray) -> np.ndarray:
+        """Where v lies in its bin: 0 at the edge nearer zero, 1 at the far edge."""
+        return np.abs(v - toward_zero_edge) / np.maximum(width - 1, 1)
+
     sig = np.sum((ref - 32768) ** 2)
     print(f"total: decoded {10 * np.log10(sig / np.sum((ref - dec) ** 2)):.2f} dB, "
           f"mean {10 * np.log10(sig / np.sum((ref - mean) ** 2)):.2f} dB")
-    print("| bin width | share of samples | error energy, decoded (1e-4) | mean (1e-4) | ratio |")
-    print("|---|---|---|---|---|")
+    print("| bin width | share of samples | error energy, decoded (1e-4) | mean (1e-4) | ratio "
+          "| place in bin: original / decoded / mean |")
+    print("|---|---|---|---|---|---|")
     for w in np.unique(width):
         s = width == w
         ed, em = np.sum((ref[s] - dec[s]) ** 2), np.sum((ref[s] - mean[s]) ** 2)
         print(f"| {int(w)} | {100 * s.mean():.1f}% | {1e4 * ed / sig:.3f} | {1e4 * em / sig:.3f} | "
-              f"{em / max(ed, 1e-9):.3f} |")
+              f"{em / max(ed, 1e-9):.3f} | {place(ref)[s].mean():.3f} / {place(dec)[s].mean():.3f} / "
+              f"{place(mean)[s].mean():.3f} |")
 
 
 if __name__ == "__main__":
