@@ -57,6 +57,7 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/bench_process.py", "--corpus", corpus)
         session.run("python", "benchmarks/bench_modes.py", "--corpus", corpus)
         session.run("python", "benchmarks/bench_g711.py", "--corpus", corpus, "--seconds", "60")
+        session.run("python", "benchmarks/bench_depths.py", "--corpus", corpus)
         session.run("python", "benchmarks/bench_quantize.py", "--corpus", corpus)
         session.run("python", "benchmarks/bench_enhance.py", "--corpus", corpus, *session.posargs)
         have_codecs = shutil.which("flac") and shutil.which("wavpack")  # the classical baselines

@@ -2,7 +2,9 @@
 to mu-law or A-law (intervals.g711_encode), restored with ``--mode mean``, error energy per bin
 width (relative to the signal energy) for the decoded value and the mean, and their ratio; and where
 in its bin each lands on average (0: the edge nearer zero, 1: the far edge), which separates a
-biased mean from a noisy one.
+biased mean from a noisy one. The last columns split each width by whether its bin crosses a
+high-byte boundary (a multiple of 256): there the all-16-bit model's mean is taken at the high-byte
+stage, from the two allowed high digits' probabilities.
 
     python benchmarks/g711_error_by_width.py --corpus $C --law ulaw --seconds 15 [--model M.pt]
 """
@@ -49,14 +51,24 @@ def main() -> None:
     print(f"total: decoded {10 * np.log10(sig / np.sum((ref - dec) ** 2)):.2f} dB, "
           f"mean {10 * np.log10(sig / np.sum((ref - mean) ** 2)):.2f} dB")
     print("| bin width | share of samples | error energy, decoded (1e-4) | mean (1e-4) | ratio "
-          "| place in bin: original / decoded / mean |")
-    print("|---|---|---|---|---|---|")
+          "| place in bin: original / decoded / mean | crossing share | ratio: within / crossing "
+          "| mean's place: within / crossing |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    crossing = (lo.astype(np.int64) >> 8) != ((lo + width - 1).astype(np.int64) >> 8)
+
+    def ratio(s: np.ndarray) -> str:
+        return f"{np.sum((ref[s] - mean[s]) ** 2) / max(np.sum((ref[s] - dec[s]) ** 2), 1e-9):.3f}" if s.any() else "-"
+
+    def mean_place(s: np.ndarray) -> str:
+        return f"{place(mean)[s].mean():.3f}" if s.any() else "-"
+
     for w in np.unique(width):
         s = width == w
         ed, em = np.sum((ref[s] - dec[s]) ** 2), np.sum((ref[s] - mean[s]) ** 2)
         print(f"| {int(w)} | {100 * s.mean():.1f}% | {1e4 * ed / sig:.3f} | {1e4 * em / sig:.3f} | "
               f"{em / max(ed, 1e-9):.3f} | {place(ref)[s].mean():.3f} / {place(dec)[s].mean():.3f} / "
-              f"{place(mean)[s].mean():.3f} |")
+              f"{place(mean)[s].mean():.3f} | {100 * crossing[s].mean():.0f}% | {ratio(s & ~crossing)} / "
+              f"{ratio(s & crossing)} | {mean_place(s & ~crossing)} / {mean_place(s & crossing)} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@
 #                 is; the width input starts as a zero column), lr 2e-4, seed 5 (a 10-minute start
 #                 with the width input alone, g711w, was dropped); stopped at step 3600 when its
 #                 mu-law posterior mean had not moved since step 2461 (docs/RESULTS.md section 16)
+#   g711s         g711i continued under the model's new distribution for intervals that cut their edge
+#                 digits (each allowed digit weighted by the share of it the interval allows,
+#                 docs/RESULTS.md section 19): lr 1e-4, seed 7; the candidate bundled G.711 model
 #   fast24        a low-byte model at about a quarter of the shipped one's cost per sample (24
 #                 channels x 12 blocks, the same receptive field), from scratch, half of the rows at
 #                 t = 0: the network issue 15's 20x posterior mean needs (docs/RESULTS.md section 16)
@@ -58,10 +61,13 @@ case "${1:-status}" in
       g711i) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=2e-4 --set train.seed=5
                       --set model.interval_features=true)
              INIT=campaign/g711/latest.pt ;;
+      g711s) LEG_SET=(--set ardm.t_zero_share=0.5 --set ardm.interval_share=0.75 --set train.lr=1e-4 --set train.seed=7
+                      --set model.interval_features=true)
+             INIT=campaign/g711i/latest.pt ;;
       fast24) LEG_SET=(--set ardm.known_bits=8 --set ardm.t_zero_share=0.5 --set model.channels=24 --set train.lr=1e-3
                        --set train.seed=6)
               INIT="" ;;
-      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711i, fast24)" >&2
+      *) echo "error: unknown leg $LEG (ft_intervals, ft_elbo, ft_plain, lowbyte, lowbyte_t0, g711, g711i, g711s, fast24)" >&2
          exit 2 ;;
     esac
     INIT_ARG=()

@@ -48,12 +48,12 @@ def _call_inputs(ck: checkpoint.LoadedModel, B: int, T: int, seed: int = 0) -> t
 def _torch_probs(model: object, ck: checkpoint.LoadedModel, x: tuple[np.ndarray, ...]) -> np.ndarray:
     """What the ONNX graph computes, from PyTorch's logits, in numpy float64: the softmax over each
     position's allowed digits (given by the digits above the stage, which value holds, and the
-    known interval)."""
+    known interval), each edge digit weighted by the share of it the interval allows."""
     logits = engine.TorchNet(model)(*x)  # type: ignore[arg-type]
     value, _, stage, _, lo, hi = x
-    dlo, dhi = ck.maps.allowed_digits(value, lo, hi, stage)
-    return np.exp(np.concatenate([walk.masked_log_softmax(lg, a, b, np.float64)[None]
-                                  for lg, a, b in zip(logits, dlo, dhi)]))
+    allowed = ck.maps.allowed(value, lo, hi, stage)
+    return np.exp(np.concatenate([walk.masked_log_softmax(lg, a, b, np.float64, c, d)[None]
+                                  for lg, a, b, c, d in zip(logits, *allowed)]))
 
 
 def test_the_onnx_network_computes_what_the_torch_model_does(tmp_path: Path) -> None:

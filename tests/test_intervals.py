@@ -104,3 +104,34 @@ def test_allowed_digits_of_a_g711_interval_are_exactly_those_meeting_it() -> Non
         meets = (past[:, None] + ((d + 1) << low) > lo[:, None]) & (past[:, None] + (d << low) < hi[:, None])
         np.testing.assert_array_equal(dlo[0].numpy(), meets.argmax(1))
         np.testing.assert_array_equal(dhi[0].numpy(), 256 - meets[:, ::-1].argmax(1))
+
+
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_edge_shares_count_the_values_of_each_edge_digit_inside_the_bin(law: str) -> None:
+    """StageMaps.edge_shares, numpy and torch alike: the share of the lowest and the highest allowed
+    digit whose values the G.711 bin holds, counted value by value; 1 for every linear depth
+    wherever more than one digit is open."""
+    maps = ardm.StageMaps((8, 8))
+    u = np.random.default_rng(2).integers(0, 65536, 3000)
+    lo, hi = intervals.g711_of_u(u, law)  # the bins that hold u (the digits above a stage are u's)
+    for s in (0, 1):
+        low = maps.lows[s]
+        dlo, dhi = maps.allowed_digits(u[None], lo[None], hi[None], np.array([s]))
+        got = maps.edge_shares(u[None], lo[None], hi[None], np.array([s]), dlo, dhi)
+        got_t = maps.allowed(*(torch.from_numpy(x)[None] for x in (u, lo, hi)), torch.tensor([s]))[2:]
+        past = (u >> (low + 8)) << (low + 8)
+        for k, d in enumerate((dlo[0], dhi[0] - 1)):
+            first = past + (d << low)
+            values = [np.arange(f, f + (1 << low)) for f in first]
+            inside = np.array([np.count_nonzero((v >= a) & (v < b)) for v, a, b in zip(values, lo, hi)])
+            np.testing.assert_allclose(got[k][0], inside / (1 << low), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got_t[k][0].numpy(), inside / (1 << low), rtol=0, atol=1e-6)
+        if s == 0:  # mu-law and A-law bins of more than a few values straddle high bytes: real cuts
+            assert np.mean(got[0][0] < 1) > 0.2
+    for known in range(17):
+        lo, hi = intervals.linear(u, known)
+        for s in (0, 1):
+            dlo, dhi = maps.allowed_digits(u[None], lo[None], hi[None], np.array([s]))
+            open_ = dhi - dlo > 1  # a single allowed digit has probability 1 whatever its share
+            for share in maps.edge_shares(u[None], lo[None], hi[None], np.array([s]), dlo, dhi):
+                assert np.all(share[open_] == 1.0)

@@ -117,14 +117,12 @@ def test_bpd_scores_what_g711_leaves_open(tmp_path: Path, capsys, monkeypatch) -
     assert code == 0, err
     d = json.loads(out)
     assert d["given"] == "ulaw" and d["stderr"] == 0.0
-    # a uniform digit model pays, per sample, log2 of the high bytes its bin meets plus log2 of the
-    # low bytes it allows within the true high byte, whatever the draws
+    # equal logits weigh each allowed digit by the share of it the bin allows: uniform over the bin's
+    # values, so each sample costs log2 of its bin's width, whatever the draws (the high byte costs
+    # log2(width / part) and the low byte log2(part), part what the bin keeps of the true high byte)
     u = sf.read(src, dtype="int16")[0].astype(np.int64) + 32768
     lo, hi = intervals.g711_of_u(u, "ulaw")
-    n_high = ((hi - 1) >> 8) - (lo >> 8) + 1
-    top = (u >> 8) << 8
-    n_low = np.minimum(hi, top + 256) - np.maximum(lo, top)
-    assert d["bits_per_sample"] == pytest.approx(float(np.mean(np.log2(n_high) + np.log2(n_low))), abs=1e-3)
+    assert d["bits_per_sample"] == pytest.approx(float(np.mean(np.log2(hi - lo))), abs=1e-3)
 
 
 def test_bpd_json_with_one_pass_has_a_null_error_bar(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

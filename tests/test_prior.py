@@ -70,13 +70,22 @@ def test_digit_log_probs_normalise_over_the_allowed_digits_only() -> None:
         past = torch.from_numpy((u >> (low + 8)) << (low + 8))
         lp = prior.digit_log_probs(mu, sigma, past, torch.from_numpy(lo), torch.from_numpy(hi),
                                    torch.full((B, 1), low), 256)
-        dlo, dhi = ardm.StageMaps((8, 8)).allowed_digits(torch.from_numpy(u), torch.from_numpy(lo),
-                                                         torch.from_numpy(hi), torch.tensor([s, s]))
+        allowed = ardm.StageMaps((8, 8)).allowed(torch.from_numpy(u), torch.from_numpy(lo), torch.from_numpy(hi),
+                                                 torch.tensor([s, s]))
+        dlo, dhi = allowed[:2]
         d = torch.arange(256)
         ok = (d >= dlo[..., None]) & (d < dhi[..., None])
         assert torch.all(torch.isfinite(lp) == ok)
-        torch.testing.assert_close(lp.exp().sum(-1).double(), torch.ones(B, T, dtype=torch.float64), atol=1e-4,
-                                   rtol=0)
+        # per whole digit: the model's distribution weighs the edge digits by their shares, which
+        # gives the prior's mass of each digit's part of the interval, normalised already
+        model_lp = ardm.masked_log_probs(lp, *allowed)
+        torch.testing.assert_close(model_lp.exp().sum(-1).double(), torch.ones(B, T, dtype=torch.float64),
+                                   atol=1e-4, rtol=0)
+        share = torch.ones(B, T, 256)
+        share.scatter_(-1, dlo[..., None], allowed[2][..., None].float())
+        share.scatter_(-1, (dhi - 1)[..., None], allowed[3][..., None].float())
+        raw = (lp.exp() * share).sum(-1).double()
+        torch.testing.assert_close(raw, torch.ones(B, T, dtype=torch.float64), atol=1e-4, rtol=0)
 
 
 def test_digit_log_probs_match_a_direct_logistic_computation() -> None:
@@ -130,10 +139,10 @@ def test_a_prior_model_gives_the_same_output_whatever_the_chunk_size(tmp_path) -
     past, future, target = ckpt.maps.split(u, stage)
     value = torch.where(revealed, future, past)
     iv = tuple(torch.from_numpy(b) for b in intervals.g711_of_u(x, "ulaw"))  # scoring bins hold x
-    dlo, dhi = ckpt.maps.allowed_digits(u, iv[0], iv[1], stage)
+    allowed = ckpt.maps.allowed(u, iv[0], iv[1], stage)
     tf = torch.tensor([0.6, 0.6])
-    whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
+    whole = ardm.ce_fn_of(ckpt.model)(value, revealed.float(), stage, tf, allowed, target, *iv)
     for chunk in (50, 333):
         part = chunked_ce_fn(ChunkedRunner(TorchNet(ckpt.model), ckpt.halo, chunk=chunk))(
-            value, revealed.float(), stage, tf, dlo, dhi, target, *iv)
+            value, revealed.float(), stage, tf, allowed, target, *iv)
         torch.testing.assert_close(part, whole, rtol=1e-4, atol=1e-4)

@@ -95,22 +95,28 @@ def test_a_reverse_walk_visits_steps_and_windows_last_to_first() -> None:
 
 def test_the_walks_masked_log_softmax_is_the_training_one() -> None:
     """walk.masked_log_softmax (numpy, inference) against ardm.masked_log_probs (torch, training),
-    with and without masks, in float32 and float64."""
+    with and without masks and edge shares, in float32 and float64."""
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(300, 256, generator=g) * 4
     dlo = torch.randint(0, 128, (300,), generator=g)
     dhi = dlo + torch.randint(1, 129, (300,), generator=g)
-    for lo, hi in ((dlo, dhi), (torch.zeros_like(dlo), torch.full_like(dhi, 256))):
-        want = ardm.masked_log_probs(logits[None], lo[None], hi[None])[0].numpy()
-        got = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy())
+    s_lo, s_hi = torch.rand(300, generator=g) * 0.99 + 0.01, torch.rand(300, generator=g) * 0.99 + 0.01
+    whole = torch.ones(300)
+    for lo, hi, a, b in ((dlo, dhi, whole, whole), (torch.zeros_like(dlo), torch.full_like(dhi, 256), whole, whole),
+                         (dlo, dhi, s_lo, s_hi), (torch.zeros_like(dlo), torch.full_like(dhi, 256), s_lo, s_hi)):
+        want = ardm.masked_log_probs(logits[None], lo[None], hi[None], a[None], b[None])[0].numpy()
+        got = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy(), np.float32, a.numpy(), b.numpy())
         assert got.dtype == np.float32
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         ok = np.isfinite(want)
         np.testing.assert_allclose(got[ok], want[ok], rtol=0, atol=2e-5)
-        got64 = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy(), np.float64)
+        got64 = walk.masked_log_softmax(logits.numpy(), lo.numpy(), hi.numpy(), np.float64, a.numpy(), b.numpy())
         d = torch.arange(256)
         allowed = (d >= lo[:, None]) & (d < hi[:, None])  # ardm.masked_log_probs casts to float32
-        want64 = torch.log_softmax(logits.double().masked_fill(~allowed, float("-inf")), -1).numpy()
+        weight = torch.ones(300, 256, dtype=torch.float64)  # share of each digit, by its definition
+        weight[torch.arange(300), lo] = a.double()
+        weight[torch.arange(300), hi - 1] = torch.where(hi - 1 > lo, b.double(), weight[torch.arange(300), hi - 1])
+        want64 = torch.log_softmax(logits.double().masked_fill(~allowed, float("-inf")) + weight.log(), -1).numpy()
         np.testing.assert_allclose(got64[ok], want64[ok], rtol=0, atol=1e-12)
 
 

@@ -34,7 +34,8 @@ from .stages import StageMaps
 
 # net(value, revealed, stage, t_frac, iv_lo, iv_hi) -> logits [B, T, W]
 NetFn = Callable[..., torch.Tensor]
-# ce_fn(value, revealed, stage, t_frac, lo, hi, target) -> CE bits [B, T] (chunked in runner.py)
+# ce_fn(value, revealed, stage, t_frac, allowed, target, iv_lo, iv_hi) -> CE bits [B, T], allowed the
+# (dlo, dhi, share_lo, share_hi) of ``StageMaps.allowed`` (chunked in scoring.py)
 CeFn = Callable[..., torch.Tensor]
 LN2 = math.log(2.0)
 
@@ -52,27 +53,56 @@ def allowed_mask(lo: torch.Tensor, hi: torch.Tensor, W: int) -> torch.Tensor:
     return (d >= lo[..., None]) & (d < hi[..., None])
 
 
-def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the allowed digits [lo, hi) only. logits [B, T, W] -> [B, T, W] (float32)."""
-    W = logits.shape[-1]
-    if bool((lo == 0).all()) and bool((hi == W).all()):  # every digit allowed (linear PCM): no mask
+def _masked_logits(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, share_lo: torch.Tensor | None,
+                   share_hi: torch.Tensor | None) -> torch.Tensor:
+    """float32 logits with -inf outside the allowed digits [lo, hi) and the log of its share
+    (``StageMaps.edge_shares``) added to each edge digit: [B, T, W]."""
+    x = logits.float().masked_fill(~allowed_mask(lo, hi, logits.shape[-1]), float("-inf"))
+    if share_lo is not None and share_hi is not None:
+        x = x.scatter_add(-1, lo[..., None], torch.log(share_lo.float())[..., None])
+        top = torch.where(hi - 1 > lo, torch.log(share_hi.float()), torch.zeros_like(share_hi.float()))
+        x = x.scatter_add(-1, (hi - 1)[..., None], top[..., None])
+    return x
+
+
+def _all_whole(lo: torch.Tensor, hi: torch.Tensor, W: int, share_lo: torch.Tensor | None,
+               share_hi: torch.Tensor | None) -> bool:
+    """Is every digit allowed, and whole (linear PCM of whole stages)?"""
+    whole = bool((lo == 0).all()) and bool((hi == W).all())
+    if share_lo is not None and share_hi is not None:
+        whole = whole and bool((share_lo == 1).all()) and bool((share_hi == 1).all())
+    return whole
+
+
+def masked_log_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, share_lo: torch.Tensor | None = None,
+                     share_hi: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's log-distribution over the allowed digits [lo, hi) only. logits [B, T, W] -> [B, T, W]
+    (float32, -inf outside).
+
+    p(d) is proportional to exp(logit_d) times the share of digit d the known interval allows
+    (``share_lo``/``share_hi`` [B, T], of the edge digits; None: whole digits). The logits score
+    whole digits: a network that cannot tell how a G.711 bin splits between two high-byte digits
+    (its features see the interval at the scale of the stage's range) would otherwise give a sliver
+    of a digit the mass of all of it, which pulled the posterior mean towards zero (docs/RESULTS.md
+    §19)."""
+    if _all_whole(lo, hi, logits.shape[-1], share_lo, share_hi):  # linear PCM: no mask
         return torch.log_softmax(logits.float(), dim=-1)
-    return torch.log_softmax(logits.float().masked_fill(~allowed_mask(lo, hi, W), float("-inf")), dim=-1)
+    return torch.log_softmax(_masked_logits(logits, lo, hi, share_lo, share_hi), dim=-1)
 
 
-def masked_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """softmax over the allowed digits [lo, hi) only, 0 elsewhere: logits [B, T, W] -> float32
-    [B, T, W].
+def masked_probs(logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, share_lo: torch.Tensor | None = None,
+                 share_hi: torch.Tensor | None = None) -> torch.Tensor:
+    """The same distribution as ``masked_log_probs``, as probabilities (0 outside the allowed
+    digits): logits [B, T, W] -> float32 [B, T, W].
 
-    A call where every digit is allowed (linear PCM of whole stages) skips the mask's passes over
-    [B, T, W]: 14 % of a 24-channel network's ONNX call and 7 % of the shipped one's
+    A call where every digit is allowed and whole (linear PCM of whole stages) skips the mask's
+    passes over [B, T, W]: 14 % of a 24-channel network's ONNX call and 7 % of the shipped one's
     (docs/RESULTS.md §17). Both branches give the same probabilities. The ONNX export scripts this
     function (``engine.export_onnx``), which keeps the branch as an If node; a traced graph would
     freeze whichever branch its example took."""
-    W = logits.shape[-1]
-    if bool((lo == 0).all()) and bool((hi == W).all()):
+    if _all_whole(lo, hi, logits.shape[-1], share_lo, share_hi):
         return torch.softmax(logits.float(), dim=-1)
-    return torch.softmax(logits.float().masked_fill(~allowed_mask(lo, hi, W), float("-inf")), dim=-1)
+    return torch.softmax(_masked_logits(logits, lo, hi, share_lo, share_hi), dim=-1)
 
 
 def ce_bits(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -163,8 +193,7 @@ def training_elbo(
     value, target = maps.reveal(u, revealed, stage)
     rev_f = revealed.float()
     logits = net(value, rev_f, stage, maps.t_frac(stage, t / D), iv_lo, iv_hi)
-    lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
-    ce = ce_bits(masked_log_probs(logits, lo, hi), target)  # [B, D]
+    ce = ce_bits(masked_log_probs(logits, *maps.allowed(u, iv_lo, iv_hi, stage)), target)  # [B, D]
     unrevealed = 1.0 - rev_f
     ce_sum = (ce * unrevealed).sum(1)
     step_loss = ce_sum / (D - t).float()
@@ -182,8 +211,8 @@ def training_elbo(
 def ce_fn_of(net: NetFn) -> CeFn:
     """CE function of a plain network function (whole sequences at once)."""
 
-    def ce_fn(value, revealed, stage, t_frac, lo, hi, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
-        return ce_bits(masked_log_probs(net(value, revealed, stage, t_frac, iv_lo, iv_hi), lo, hi), target)
+    def ce_fn(value, revealed, stage, t_frac, allowed, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
+        return ce_bits(masked_log_probs(net(value, revealed, stage, t_frac, iv_lo, iv_hi), *allowed), target)
 
     return ce_fn
 
@@ -206,7 +235,7 @@ def elbo_draw(
         key = torch.rand(B, D, generator=generator).to(u.device)
         revealed = ranks(key) < t[:, None]
         value, target = maps.reveal(u, revealed, stage)
-        lo, hi = maps.allowed_digits(u, iv_lo, iv_hi, stage)
-        ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), lo, hi, target, iv_lo, iv_hi)
+        allowed = maps.allowed(u, iv_lo, iv_hi, stage)
+        ce = ce_fn(value, revealed.float(), stage, maps.t_frac(stage, t / D), allowed, target, iv_lo, iv_hi)
         total += ((ce * (~revealed)).sum(1) / (D - t)).double().cpu()
     return total

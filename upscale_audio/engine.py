@@ -102,8 +102,8 @@ def call_probs(model: UpscaleWaveNet, value: Any, revealed: Any, stage: Any, t_f
     from .ardm import masked_probs
     from .stages import StageMaps
 
-    dlo, dhi = StageMaps(model.schedule).allowed_digits(value, iv_lo, iv_hi, stage)
-    return (softmax or masked_probs)(model(value, revealed, stage, t_frac, iv_lo, iv_hi), dlo, dhi)
+    allowed = StageMaps(model.schedule).allowed(value, iv_lo, iv_hi, stage)
+    return (softmax or masked_probs)(model(value, revealed, stage, t_frac, iv_lo, iv_hi), *allowed)
 
 
 class TorchNet:

@@ -247,7 +247,9 @@ def digit_log_probs(
     precision (below ~1e-7) the uniform share dominates anyway.
 
     Args: mu, sigma float [B, T]; past, iv_lo, iv_hi long [B, T]; low long [B, 1]; n_digits W.
-    Returns: float32 [B, T, W], -inf on digits the interval excludes; finite gradients.
+    Returns: float32 [B, T, W], -inf on digits the interval excludes; finite gradients. Each is
+    log(p / share), share the part of the digit the interval allows: the model's distribution
+    (``ardm.masked_log_probs`` with ``StageMaps.edge_shares``) multiplies the share back in.
     """
     # float32 throughout: every value (0..65536) is exact in float32, and the tensors are [B, T, W]
     step = torch.pow(2.0, low.float())[..., None]  # [B, 1, 1]
@@ -262,4 +264,7 @@ def digit_log_probs(
     uniform = size / (hi_f.clamp(max=edges[..., -1:]) - lo_f.clamp(min=edges[..., :1]))
     logistic = torch.where(z > 1e-6, mass / z.clamp(min=1e-6), uniform)
     p = (1.0 - UNIFORM) * logistic.clamp(min=0.0) + UNIFORM * uniform
-    return torch.where(size > 0, torch.log(p.clamp(min=1e-30)), float("-inf"))
+    # per whole digit: ``ardm.masked_log_probs`` weighs each edge digit by the share of it the interval
+    # allows, which gives back p
+    share = (size / step).clamp(min=1e-30)
+    return torch.where(size > 0, torch.log(p.clamp(min=1e-30)) - torch.log(share), float("-inf"))

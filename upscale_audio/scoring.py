@@ -101,7 +101,7 @@ def bits_per_sample(
 def chunked_ce_fn(runner: ChunkedRunner) -> ardm.CeFn:
     """A chunked ``ce_fn`` for ``ardm.elbo_draw``: the network in windows (tensors on the CPU)."""
 
-    def ce_fn(value, revealed, stage, t_frac, lo, hi, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
+    def ce_fn(value, revealed, stage, t_frac, allowed, target, iv_lo, iv_hi):  # type: ignore[no-untyped-def]
         B, T = value.shape
         out = torch.zeros(B, T)
         v_np, r_np = value.cpu().numpy(), revealed.cpu().numpy() > 0.5
@@ -112,8 +112,7 @@ def chunked_ce_fn(runner: ChunkedRunner) -> ardm.CeFn:
 
         def consume(w: Window, logits: np.ndarray) -> None:
             sl = slice(w.core_start, w.core_stop)
-            lp = ardm.masked_log_probs(torch.from_numpy(logits)[None], lo[w.row, sl][None].cpu(),
-                                       hi[w.row, sl][None].cpu())
+            lp = ardm.masked_log_probs(torch.from_numpy(logits)[None], *(a[w.row, sl][None].cpu() for a in allowed))
             out[w.row, sl] = ardm.ce_bits(lp, target[w.row, sl][None].cpu())[0]
 
         runner.map_chunks(T, B, build, stage.cpu().numpy(), t_frac.cpu().numpy(), consume, iv)

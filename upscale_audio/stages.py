@@ -97,6 +97,33 @@ class StageMaps:
         dhi = (xp.where(above < 0, 0, above) + (1 << low) - 1) >> low  # ceil((iv_hi - past) / 2**low)
         return dlo, xp.minimum(dhi, 1 << width)
 
+    def edge_shares(self, u: Array, iv_lo: Array, iv_hi: Array, stage: Array, dlo: Array,
+                    dhi: Array) -> tuple[Array, Array]:
+        """The share of the lowest and of the highest allowed digit ([dlo, dhi) of
+        ``allowed_digits``) whose values lie inside the known interval: float [B, T] each, in
+        (0, 1]. For linear PCM (intervals aligned with the digits) they are 1 wherever more than one
+        digit is allowed (a lone allowed digit has probability 1 whatever its share).
+
+        A G.711 bin does not align with the digits, so it cuts its edge digits: a bin of 126 values
+        that straddles a multiple of 256 keeps, say, 10 values of one high-byte digit and 116 of the
+        next. The model's distribution weighs each allowed digit by this share (``ardm.masked_log_probs``)."""
+        xp = _xp(u)
+        low, width = _per_row(self.lows, stage, u), _per_row(self.schedule, stage, u)
+        past = (u >> (low + width)) << (low + width)
+        step = 1 << low
+
+        def share(d: Array) -> Array:
+            first = past + (d << low)
+            return (xp.minimum(iv_hi, first + step) - xp.maximum(iv_lo, first)) / step
+
+        return share(dlo), share(dhi - 1)
+
+    def allowed(self, u: Array, iv_lo: Array, iv_hi: Array, stage: Array) -> tuple[Array, Array, Array, Array]:
+        """What a stage's distribution is taken over: (dlo, dhi, share_lo, share_hi), the allowed
+        digits and the shares of the edge ones (``allowed_digits``, ``edge_shares``)."""
+        dlo, dhi = self.allowed_digits(u, iv_lo, iv_hi, stage)
+        return (dlo, dhi, *self.edge_shares(u, iv_lo, iv_hi, stage, dlo, dhi))
+
     def open_stages(self, iv_lo: Array, iv_hi: Array, stages: Sequence[int]) -> list[int]:
         """The stages of ``stages`` that some sample's interval leaves undetermined (more than one
         allowed digit), from the first such stage on."""

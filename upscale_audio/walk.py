@@ -101,14 +101,22 @@ def order_keys(seed_key: int, stage: int, index: np.ndarray) -> np.ndarray:
     return bits.keyed_uniform(bits.mix_key(seed_key, stage, 1), index)
 
 
-def masked_log_softmax(logits: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    """Log-softmax over the allowed digits [dlo, dhi) of each row only, -inf elsewhere: logits
-    [n, W], dlo/dhi int [n] -> [n, W] of ``dtype`` (the inference twin of ``ardm.masked_log_probs``)."""
+def masked_log_softmax(logits: np.ndarray, dlo: np.ndarray, dhi: np.ndarray, dtype: type = np.float32,
+                       share_lo: np.ndarray | None = None, share_hi: np.ndarray | None = None) -> np.ndarray:
+    """Log-softmax over the allowed digits [dlo, dhi) of each row only, -inf elsewhere, each edge
+    digit weighted by its share (float [n], None: whole): logits [n, W], dlo/dhi int [n] -> [n, W] of
+    ``dtype`` (the inference twin of ``ardm.masked_log_probs``)."""
     x: np.ndarray = np.asarray(logits, dtype=dtype)
     W = x.shape[-1]
-    if not (np.all(dlo == 0) and np.all(dhi == W)):  # every digit allowed (linear PCM): no mask
+    cut = share_lo is not None and share_hi is not None and not (np.all(share_lo == 1) and np.all(share_hi == 1))
+    if cut or not (np.all(dlo == 0) and np.all(dhi == W)):  # every digit allowed and whole (linear PCM): no mask
         d = np.arange(W)
         x = np.where((d >= dlo[:, None]) & (d < dhi[:, None]), x, -np.inf).astype(dtype, copy=False)
+    if cut:
+        assert share_lo is not None and share_hi is not None
+        rows = np.arange(len(x))
+        x[rows, dlo] += np.log(np.asarray(share_lo, dtype=dtype))
+        x[rows, dhi - 1] += np.where(dhi - 1 > dlo, np.log(np.asarray(share_hi, dtype=dtype)), 0).astype(dtype)
     top = x.max(-1, keepdims=True)
     shifted = x - top
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
@@ -119,9 +127,11 @@ class Call:
     """What one window of one step reveals, handed to the chooser.
 
     pos: int64 [n] positions (row indices) revealed; dlo, dhi: int64 [n], the allowed digits
-    [dlo, dhi) of each position given its known interval and the digits above the stage; and what
-    the net gave (``runner.Net``): raw logits float32 [n, W] (PyTorch), or the probabilities over
-    the allowed digits float32 [n, W] (ONNX Runtime computes the masked softmax in its graph).
+    [dlo, dhi) of each position given its known interval and the digits above the stage; share_lo,
+    share_hi: float64 [n], how much of the edge digits the interval allows
+    (``StageMaps.edge_shares``); and what the net gave (``runner.Net``): raw logits float32 [n, W]
+    (PyTorch), or the probabilities over the allowed digits float32 [n, W] (ONNX Runtime computes
+    the masked softmax, shares included, in its graph).
     """
 
     step: Step
@@ -130,6 +140,8 @@ class Call:
     logits: np.ndarray | None
     dlo: np.ndarray
     dhi: np.ndarray
+    share_lo: np.ndarray
+    share_hi: np.ndarray
     given_probs: np.ndarray | None = None
     _lp: np.ndarray | None = field(default=None, repr=False)
 
@@ -137,7 +149,8 @@ class Call:
         """Natural log-probabilities over the allowed digits only (float32 [n, W], -inf elsewhere)."""
         if self._lp is None:
             if self.logits is not None:
-                self._lp = masked_log_softmax(self.logits, self.dlo, self.dhi)
+                self._lp = masked_log_softmax(self.logits, self.dlo, self.dhi, np.float32, self.share_lo,
+                                              self.share_hi)
             else:
                 assert self.given_probs is not None
                 with np.errstate(divide="ignore"):
@@ -156,7 +169,7 @@ class Call:
             assert self.given_probs is not None
             with np.errstate(divide="ignore"):
                 return np.log2(self.given_probs.astype(np.float64))
-        return masked_log_softmax(self.logits, self.dlo, self.dhi, np.float64) / LN2
+        return masked_log_softmax(self.logits, self.dlo, self.dhi, np.float64, self.share_lo, self.share_hi) / LN2
 
     def bits(self, digits: np.ndarray) -> float:
         """Exact code length in bits of the given digits (int [n]) under this call."""
@@ -217,10 +230,10 @@ class Walk:
         def consume(w: Window, logits: np.ndarray) -> None:
             idx = pending.pop(id(w))
             pos = w.core_start + idx
-            dlo, dhi = self.allowed(u, w.row, pos, s)
+            allowed = self.allowed(u, w.row, pos, s)
             core = logits if len(idx) == len(logits) else logits[idx]
-            call = Call(st, w.row, pos, core, dlo, dhi) if gives == "logits" else \
-                Call(st, w.row, pos, None, dlo, dhi, given_probs=core)
+            call = Call(st, w.row, pos, core, *allowed) if gives == "logits" else \
+                Call(st, w.row, pos, None, *allowed, given_probs=core)
             digits = choose(call)
             if digits is not None:
                 u[w.row, pos] = self.maps.set_digit(u[w.row, pos], s, digits)
@@ -228,11 +241,14 @@ class Walk:
         self.runner.map_chunks(u.shape[1], u.shape[0], build, s, st.t_frac(self.maps.S), consume, self.iv,
                                reverse=reverse)
 
-    def allowed(self, u: np.ndarray, row: int, pos: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
-        """Allowed digits [dlo, dhi) of stage s at positions ``pos`` of a row: int64 [n] each."""
+    def allowed(self, u: np.ndarray, row: int, pos: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                           np.ndarray]:
+        """Allowed digits [dlo, dhi) of stage s at positions ``pos`` of a row and the shares of the
+        edge ones (``StageMaps.allowed``): int64 [n] x 2, float64 [n] x 2."""
         if self.iv is None:
             n = len(pos)
-            return np.zeros(n, dtype=np.int64), np.full(n, 1 << self.maps.schedule[s], dtype=np.int64)
+            return (np.zeros(n, dtype=np.int64), np.full(n, 1 << self.maps.schedule[s], dtype=np.int64),
+                    np.ones(n), np.ones(n))
         t = [np.ascontiguousarray(x[row, pos], dtype=np.int64)[None] for x in (u, *self.iv)]
-        dlo, dhi = self.maps.allowed_digits(t[0], t[1], t[2], np.array([s]))
-        return dlo[0], dhi[0]
+        dlo, dhi, share_lo, share_hi = self.maps.allowed(t[0], t[1], t[2], np.array([s]))
+        return dlo[0], dhi[0], share_lo[0], share_hi[0]

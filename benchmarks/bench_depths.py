@@ -1,0 +1,54 @@
+"""The posterior mean by input depth: held-out recordings truncated to N linear bits (N below 8
+leaves the high byte open too), restored with ``enhance --mode mean``; SNR against the 16-bit
+original beside the bin centre's, and the network calls made. Prints a table and writes JSON.
+
+    python benchmarks/bench_depths.py --corpus $C [--model M.pt] [--depths 4 6 8] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from report import pick_files, print_table, snr_db, write_json
+
+from upscale_audio import checkpoint, intervals
+from upscale_audio.enhance import enhance_intervals
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=None, help="default: the bundled all-16-bit model")
+    ap.add_argument("--sets", nargs="+", default=["speech_8k", "speech_16k", "music_16k"])
+    ap.add_argument("--depths", type=int, nargs="+", default=[4, 6, 8])
+    ap.add_argument("--seconds", type=float, default=10.0, help="held-out audio per set")
+    ap.add_argument("--out", type=Path, default=Path("bench-results/depths.json"))
+    args = ap.parse_args()
+    ckpt = checkpoint.load(args.model)
+    rows = []
+    for name in args.sets:
+        files = pick_files(args.corpus / name / "heldout", args.seconds)
+        for depth in args.depths:
+            ref, centre, mean, calls = [], [], [], 0
+            for a in files:
+                lo, hi = intervals.linear(a.u, depth)
+                r = enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate)
+                ref.append(a.u.ravel())
+                centre.append(((lo + hi - 1) // 2).ravel())
+                mean.append(r.u.ravel())
+                calls = max(calls, r.calls)
+            x, c, m = (np.concatenate(v) for v in (ref, centre, mean))
+            rows.append({"set": name, "depth": depth, "seconds": sum(a.frames / a.rate for a in files),
+                         "bin_centre_db": snr_db(x, c), "mean_db": snr_db(x, m), "calls": calls})
+    print_table(f"posterior mean by input depth ({args.model or 'bundled model'})",
+                ["set", "depth", "bin centre", "mean", "gain", "calls"],
+                [[r["set"], str(r["depth"]), f"{r['bin_centre_db']:.2f}", f"{r['mean_db']:.2f}",
+                  f"{r['mean_db'] - r['bin_centre_db']:+.2f}", str(r["calls"])] for r in rows])
+    write_json(args.out, torch.device("cpu"), rows, model=str(args.model or "bundled"))
+
+
+if __name__ == "__main__":
+    main()
