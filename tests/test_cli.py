@@ -285,3 +285,35 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     assert checkpoint.model_for(None, *intervals.linear(u, 8)) is None
     code, out, _ = run(["info"], capsys, monkeypatch)
     assert code == 0 and "bundled models:   default.pt" in out and "lowbyte" not in out
+
+
+def test_g711_input_takes_the_bundled_g711_model_when_there_is_one(tmp_path, capsys, monkeypatch, request) -> None:  # type: ignore[no-untyped-def]
+    """mu-law and A-law files (and ``law=`` in Python) go to a bundled G.711 model, linear input
+    never does; without one they go where they went before; --model overrides."""
+    from upscale_audio import api, checkpoint, intervals
+
+    checkpoint.load_cached.cache_clear()
+    request.addfinalizer(checkpoint.load_cached.cache_clear)
+    full = save_tiny_model(tmp_path / "default.pt", known_bits=0)
+    g711 = save_tiny_model(tmp_path / "g711.pt", known_bits=0, interval_features=True)
+    monkeypatch.setattr(checkpoint, "BUNDLED", full)
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", tmp_path / "absent.pt")
+    monkeypatch.setattr(checkpoint, "BUNDLED_G711", g711)
+    x = speechlike(3000)
+    u = x.astype(np.int64) + 32768
+    g = intervals.g711(intervals.g711_encode(u, "ulaw"), "ulaw")
+    assert checkpoint.model_for(None, *g, "ulaw") == str(g711)
+    assert checkpoint.model_for(None, *intervals.linear(u, 4)) is None
+    assert checkpoint.model_for(full, *g, "alaw") == str(full)
+    src = tmp_path / "call.wav"
+    sf.write(src, x.T, 8000, subtype="ULAW")
+    code, _, err = run(["enhance", src, "--mode", "mean"], capsys, monkeypatch)
+    assert code == 0 and "model g711.pt (" in err, err
+    code, out, _ = run(["info"], capsys, monkeypatch)
+    assert code == 0 and "g711.pt (G.711 bins" in out
+    decoded = (intervals.decoded("alaw")[intervals.g711_encode(u, "alaw")] - 32768).astype(np.int16)
+    y = api.restore(decoded, law="alaw", rate=8000, mode="mean")
+    assert y.shape == x.shape
+    monkeypatch.setattr(checkpoint, "BUNDLED_G711", tmp_path / "absent.pt")
+    code, _, err = run(["enhance", src, "--mode", "mean", "-f"], capsys, monkeypatch)
+    assert code == 0 and "model default.pt (" in err, err

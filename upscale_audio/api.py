@@ -52,8 +52,9 @@ def restore(
         rate: sample rate in Hz (the model was trained on 8, 16 and 44.1 kHz).
         mode: "mean" (posterior mean, fast) or "sample" (a draw, ``steps`` calls per stage).
         method: "ardm" (the model), "bin-centre" or "zero" (no model).
-        model: a checkpoint (default: the bundled model that fits the input: the low-byte one when
-            the high byte is known, as for 8..15 bits, else the all-16-bit one).
+        model: a checkpoint (default: the bundled model that fits the input: the G.711 one for
+            ``law``, the low-byte one when the high byte is known, as for 8..15 bits, else the
+            all-16-bit one).
     Returns: int16 with the shape of ``samples``.
     """
     x = _as_2d(samples)
@@ -69,7 +70,7 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm":
-        ckpt = load_cached(model_for(model, lo, hi), "auto")  # ONNX Runtime when the model has its .onnx
+        ckpt = load_cached(model_for(model, lo, hi, law), "auto")  # ONNX Runtime when the model has its .onnx
         out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u
     else:
         out = intervals.restore_simple(lo, hi, method)

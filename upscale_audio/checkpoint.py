@@ -39,6 +39,7 @@ DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 MODELS_DIR = Path(__file__).parent / "models"
 BUNDLED = MODELS_DIR / "default.pt"  # all 16 bits: bpd, compress, and every input the specialist cannot take
 BUNDLED_LOW_BYTE = MODELS_DIR / "lowbyte.pt"  # the low byte given the high byte: linear input of 8..15 bits
+BUNDLED_G711 = MODELS_DIR / "g711.pt"  # G.711 mu-law and A-law: trained on their bins, sees each bin's place and width
 
 
 @dataclass
@@ -283,12 +284,15 @@ def within_one_high_byte(lo: np.ndarray, hi: np.ndarray) -> bool:
     return bool(np.all((np.asarray(lo) >> 8) == ((np.asarray(hi) - 1) >> 8)))
 
 
-def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray) -> str | None:
-    """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one; else the
-    bundled low-byte specialist when it is installed and the high byte is known everywhere, the
-    bundled all-16-bit model (None) otherwise."""
+def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray, law: str | None = None) -> str | None:
+    """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one; else, when
+    they are installed, the bundled G.711 model for G.711 bins (``law`` "ulaw" or "alaw") and the
+    bundled low-byte specialist where the high byte is known everywhere; the bundled all-16-bit
+    model (None) otherwise."""
     if path is not None:
         return str(path)
+    if law is not None and BUNDLED_G711.is_file():
+        return str(BUNDLED_G711)
     if BUNDLED_LOW_BYTE.is_file() and within_one_high_byte(lo, hi):
         return str(BUNDLED_LOW_BYTE)
     return None

@@ -57,7 +57,8 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: str | None,
         from .checkpoint import load_cached, model_for
         from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
 
-        ckpt = load_cached(model_for(opts.model, lo, hi), engine_for(opts.engine, device))
+        law = None if known.kind == "linear" else known.kind
+        ckpt = load_cached(model_for(opts.model, lo, hi, law), engine_for(opts.engine, device))
         assert ckpt.path is not None
         rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
