@@ -333,6 +333,12 @@ def test_g711_input_takes_the_bundled_g711_model_when_there_is_one(tmp_path, cap
     assert code == 0 and "model g711.pt (" in err, err
     code, out, _ = run(["info"], capsys, monkeypatch)
     assert code == 0 and "g711.pt (G.711 bins" in out
+    wav16 = tmp_path / "x16.wav"
+    sf.write(wav16, x.T, 8000, subtype="PCM_16")
+    for args, name in ((["--given", "ulaw"], "g711.pt"), (["--given-bits", "8"], "default.pt"),
+                       (["--given", "alaw", "--model", str(full)], "default.pt")):
+        code, out, err = run(["bpd", wav16, "--json", "--passes", "1", *args], capsys, monkeypatch)
+        assert code == 0 and json.loads(out)["model"].endswith(name), (args, out, err)
     decoded = (intervals.decoded("alaw")[intervals.g711_encode(u, "alaw")] - 32768).astype(np.int16)
     y = api.restore(decoded, law="alaw", rate=8000, mode="mean")
     assert y.shape == x.shape

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import audio, intervals
-from .checkpoint import load_cached, model_for
+from .checkpoint import load_cached, model_for, scoring_model
 from .enhance import enhance_intervals
 from .scoring import BpdResult, bits_per_sample
 
@@ -87,7 +87,7 @@ def score(
     a = audio.read(path)
     if a.samples is None or a.significant_bits < 16:
         raise ValueError(f"{path}: {a.significant_bits} significant bits; score 16-bit recordings")
-    return bits_per_sample([a.u], load_cached(None if model is None else str(model)), given_bits=given_bits,
+    return bits_per_sample([a.u], load_cached(scoring_model(model, given_law)), given_bits=given_bits,
                            given_law=given_law, steps=steps, passes=passes)
 
 

@@ -284,6 +284,15 @@ def within_one_high_byte(lo: np.ndarray, hi: np.ndarray) -> bool:
     return bool(np.all((np.asarray(lo) >> 8) == ((np.asarray(hi) - 1) >> 8)))
 
 
+def scoring_model(path: str | Path | None, law: str | None) -> str | None:
+    """The checkpoint ``bpd`` scores with: ``path`` when the user named one, the bundled G.711 model
+    for what G.711 coding leaves open (``--given ulaw|alaw``) when it is installed, else the bundled
+    all-16-bit model (None)."""
+    if path is not None:
+        return str(path)
+    return str(BUNDLED_G711) if law is not None and BUNDLED_G711.is_file() else None
+
+
 def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray, law: str | None = None) -> str | None:
     """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one; else, when
     they are installed, the bundled G.711 model for G.711 bins (``law`` "ulaw" or "alaw") and the

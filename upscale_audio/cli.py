@@ -161,7 +161,8 @@ def enhance(
 @app.command()
 def bpd(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories.")],
-    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model; with --given, the "
+                                                     "bundled G.711 model when installed).")] = None,
     given_bits: Annotated[int | None, typer.Option(help="Score only the bits below the top N (default: the model's).")] = None,
     given: Annotated[Law | None, typer.Option("--given", help="Score what G.711 coding (ulaw or alaw) of each sample leaves open.")] = None,
     steps: Annotated[str, typer.Option(help="'full' (stochastic ELBO) or K (exact cost of the K-call policy).")] = "full",
@@ -172,7 +173,7 @@ def bpd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Bits per sample of recordings under the model (their likelihood), with a standard error."""
-    from .checkpoint import load
+    from .checkpoint import load, scoring_model
     from .engine import pick_device
     from .scoring import bits_per_sample, read_recordings
 
@@ -183,7 +184,7 @@ def bpd(
         fatal(f"--given-bits {given_bits}: must be between 0 and 15")
     if given is not None and given_bits is not None:
         fatal("--given and --given-bits exclude each other: choose what is known")
-    ckpt = load(model)
+    ckpt = load(scoring_model(model, given.value if given else None))
     arrays = read_recordings(inputs)
     try:
         res = bits_per_sample(arrays, ckpt, given_bits=given_bits, given_law=given.value if given else None,
