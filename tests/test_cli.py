@@ -251,7 +251,7 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     assert gain > 0.0, gain
 
 
-@pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt"])
+@pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt", "intervals.pt"])
 @pytest.mark.parametrize("clip", ["speech_en_8k", "speech_ru_16k"])
 def test_the_bundled_model_loads_and_beats_bin_centre(clip: str, bundled: str) -> None:
     """Guard on what ships: each bundled model restores a real clip (samples/, 1.5 s) better than
@@ -288,6 +288,7 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
     monkeypatch.setattr(checkpoint, "BUNDLED", full)
     monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", low)
+    monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", tmp_path / "absent.pt")
     x = speechlike(3000)
     u = x.astype(np.int64) + 32768
     assert checkpoint.model_for(None, *intervals.linear(u, 8)) == str(low)
@@ -309,39 +310,46 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     assert code == 0 and "bundled models:   default.pt" in out and "lowbyte" not in out
 
 
-def test_g711_input_takes_the_bundled_g711_model_when_there_is_one(tmp_path, capsys, monkeypatch, request) -> None:  # type: ignore[no-untyped-def]
-    """mu-law and A-law files (and ``law=`` in Python) go to a bundled G.711 model, linear input
-    never does; without one they go where they went before; --model overrides."""
+def test_intervals_take_the_bundled_interval_model_when_there_is_one(tmp_path, capsys, monkeypatch, request) -> None:  # type: ignore[no-untyped-def]
+    """mu-law and A-law files (``law=`` in Python too, even quiet ones whose high byte is known) and
+    linear depths under 8 go to a bundled interval model, 8..15 bits to the low-byte one; without
+    an interval model they go where they went before; --model overrides; ``bpd --given ulaw``
+    scores with it."""
     from upscale_audio import api, checkpoint, intervals
 
     checkpoint.load_cached.cache_clear()
     request.addfinalizer(checkpoint.load_cached.cache_clear)
     full = save_tiny_model(tmp_path / "default.pt", known_bits=0)
-    g711 = save_tiny_model(tmp_path / "g711.pt", known_bits=0, interval_features=True)
+    g711 = save_tiny_model(tmp_path / "intervals.pt", known_bits=0, interval_features=True)
+    low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
     monkeypatch.setattr(checkpoint, "BUNDLED", full)
-    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", tmp_path / "absent.pt")
-    monkeypatch.setattr(checkpoint, "BUNDLED_G711", g711)
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", low)
+    monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", g711)
     x = speechlike(3000)
     u = x.astype(np.int64) + 32768
     g = intervals.g711(intervals.g711_encode(u, "ulaw"), "ulaw")
     assert checkpoint.model_for(None, *g, "ulaw") == str(g711)
-    assert checkpoint.model_for(None, *intervals.linear(u, 4)) is None
+    quiet = intervals.g711(intervals.g711_encode(np.full(10, 32770), "ulaw"), "ulaw")  # one high byte
+    assert checkpoint.within_one_high_byte(*quiet) and checkpoint.model_for(None, *quiet, "ulaw") == str(g711)
+    assert checkpoint.model_for(None, *intervals.linear(u, 4)) == str(g711)
+    assert checkpoint.model_for(None, *intervals.linear(u, 8)) == str(low)
     assert checkpoint.model_for(full, *g, "alaw") == str(full)
     src = tmp_path / "call.wav"
     sf.write(src, x.T, 8000, subtype="ULAW")
     code, _, err = run(["enhance", src, "--mode", "mean"], capsys, monkeypatch)
-    assert code == 0 and "model g711.pt (" in err, err
+    assert code == 0 and "model intervals.pt (" in err, err
     code, out, _ = run(["info"], capsys, monkeypatch)
-    assert code == 0 and "g711.pt (G.711 bins" in out
+    assert code == 0 and "intervals.pt (known intervals" in out
     wav16 = tmp_path / "x16.wav"
     sf.write(wav16, x.T, 8000, subtype="PCM_16")
-    for args, name in ((["--given", "ulaw"], "g711.pt"), (["--given-bits", "8"], "default.pt"),
+    for args, name in ((["--given", "ulaw"], "intervals.pt"), (["--given-bits", "8"], "default.pt"),
                        (["--given", "alaw", "--model", str(full)], "default.pt")):
         code, out, err = run(["bpd", wav16, "--json", "--passes", "1", *args], capsys, monkeypatch)
         assert code == 0 and json.loads(out)["model"].endswith(name), (args, out, err)
     decoded = (intervals.decoded("alaw")[intervals.g711_encode(u, "alaw")] - 32768).astype(np.int16)
     y = api.restore(decoded, law="alaw", rate=8000, mode="mean")
     assert y.shape == x.shape
-    monkeypatch.setattr(checkpoint, "BUNDLED_G711", tmp_path / "absent.pt")
+    monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", tmp_path / "absent.pt")
     code, _, err = run(["enhance", src, "--mode", "mean", "-f"], capsys, monkeypatch)
     assert code == 0 and "model default.pt (" in err, err
+    assert checkpoint.model_for(None, *quiet, "ulaw") == str(low)  # as before: the high byte is known

@@ -39,7 +39,9 @@ DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 MODELS_DIR = Path(__file__).parent / "models"
 BUNDLED = MODELS_DIR / "default.pt"  # all 16 bits: bpd, compress, and every input the specialist cannot take
 BUNDLED_LOW_BYTE = MODELS_DIR / "lowbyte.pt"  # the low byte given the high byte: linear input of 8..15 bits
-BUNDLED_G711 = MODELS_DIR / "g711.pt"  # G.711 mu-law and A-law: trained on their bins, sees each bin's place and width
+# known intervals the low-byte model cannot take (G.711 bins, linear depths under 8): trained on them,
+# it sees each interval's place and width
+BUNDLED_INTERVALS = MODELS_DIR / "intervals.pt"
 
 
 @dataclass
@@ -285,23 +287,25 @@ def within_one_high_byte(lo: np.ndarray, hi: np.ndarray) -> bool:
 
 
 def scoring_model(path: str | Path | None, law: str | None) -> str | None:
-    """The checkpoint ``bpd`` scores with: ``path`` when the user named one, the bundled G.711 model
-    for what G.711 coding leaves open (``--given ulaw|alaw``) when it is installed, else the bundled
-    all-16-bit model (None)."""
+    """The checkpoint ``bpd`` scores with: ``path`` when the user named one, the bundled interval
+    model for what G.711 coding leaves open (``--given ulaw|alaw``) when it is installed, else the
+    bundled all-16-bit model (None)."""
     if path is not None:
         return str(path)
-    return str(BUNDLED_G711) if law is not None and BUNDLED_G711.is_file() else None
+    return str(BUNDLED_INTERVALS) if law is not None and BUNDLED_INTERVALS.is_file() else None
 
 
 def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray, law: str | None = None) -> str | None:
-    """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one; else, when
-    they are installed, the bundled G.711 model for G.711 bins (``law`` "ulaw" or "alaw") and the
-    bundled low-byte specialist where the high byte is known everywhere; the bundled all-16-bit
-    model (None) otherwise."""
+    """The checkpoint that restores intervals [lo, hi): ``path`` when the user named one. Otherwise
+    a bundled model: the low-byte specialist for linear PCM whose high byte is known everywhere
+    (8..15 bits), the interval model for the rest (G.711 bins, ``law`` "ulaw" or "alaw", and linear
+    depths under 8). Without one of them an installation falls back to the other where it fits,
+    then to the all-16-bit model (None)."""
     if path is not None:
         return str(path)
-    if law is not None and BUNDLED_G711.is_file():
-        return str(BUNDLED_G711)
-    if BUNDLED_LOW_BYTE.is_file() and within_one_high_byte(lo, hi):
+    low_byte = BUNDLED_LOW_BYTE.is_file() and within_one_high_byte(lo, hi)
+    if low_byte and law is None:
         return str(BUNDLED_LOW_BYTE)
-    return None
+    if BUNDLED_INTERVALS.is_file():
+        return str(BUNDLED_INTERVALS)
+    return str(BUNDLED_LOW_BYTE) if low_byte else None

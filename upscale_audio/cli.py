@@ -162,7 +162,7 @@ def enhance(
 def bpd(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories.")],
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model; with --given, the "
-                                                     "bundled G.711 model when installed).")] = None,
+                                                     "bundled interval model when installed).")] = None,
     given_bits: Annotated[int | None, typer.Option(help="Score only the bits below the top N (default: the model's).")] = None,
     given: Annotated[Law | None, typer.Option("--given", help="Score what G.711 coding (ulaw or alaw) of each sample leaves open.")] = None,
     steps: Annotated[str, typer.Option(help="'full' (stochastic ELBO) or K (exact cost of the K-call policy).")] = "full",
