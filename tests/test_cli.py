@@ -251,7 +251,7 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     assert gain > 0.0, gain
 
 
-@pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt", "intervals.pt"])
+@pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt", "intervals.pt", "lowbyte_mean.pt"])
 @pytest.mark.parametrize("clip", ["speech_en_8k", "speech_ru_16k"])
 def test_the_bundled_model_loads_and_beats_bin_centre(clip: str, bundled: str) -> None:
     """Guard on what ships: each bundled model restores a real clip (samples/, 1.5 s) better than
@@ -286,11 +286,16 @@ def test_enhance_takes_the_bundled_model_that_fits_the_input(tmp_path, capsys, m
     request.addfinalizer(checkpoint.load_cached.cache_clear)  # the tiny stand-ins must not outlive the test
     full = save_tiny_model(tmp_path / "default.pt", known_bits=0)
     low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
+    fast = save_tiny_model(tmp_path / "lowbyte_mean.pt", known_bits=8)
     monkeypatch.setattr(checkpoint, "BUNDLED", full)
     monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", low)
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE_MEAN", fast)
     monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", tmp_path / "absent.pt")
     x = speechlike(3000)
     u = x.astype(np.int64) + 32768
+    assert checkpoint.model_for(None, *intervals.linear(u, 8), mode="mean") == str(fast)  # the posterior mean
+    assert checkpoint.model_for(None, *intervals.linear(u, 4), mode="mean") is None
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE_MEAN", tmp_path / "absent.pt")
     assert checkpoint.model_for(None, *intervals.linear(u, 8)) == str(low)
     assert checkpoint.model_for(None, *intervals.linear(u, 12)) == str(low)
     assert checkpoint.model_for(None, *intervals.linear(u, 7)) is None
@@ -324,6 +329,7 @@ def test_intervals_take_the_bundled_interval_model_when_there_is_one(tmp_path, c
     low = save_tiny_model(tmp_path / "lowbyte.pt", known_bits=8)
     monkeypatch.setattr(checkpoint, "BUNDLED", full)
     monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE", low)
+    monkeypatch.setattr(checkpoint, "BUNDLED_LOW_BYTE_MEAN", tmp_path / "absent.pt")
     monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", g711)
     x = speechlike(3000)
     u = x.astype(np.int64) + 32768

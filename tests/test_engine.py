@@ -129,7 +129,7 @@ def test_an_onnx_network_is_used_only_beside_its_own_checkpoint(tmp_path: Path) 
         checkpoint.load(pt, "onnx")
 
 
-@pytest.mark.parametrize("name", ["default", "lowbyte", "intervals"])
+@pytest.mark.parametrize("name", ["default", "lowbyte", "intervals", "lowbyte_mean"])
 def test_the_bundled_onnx_networks_belong_to_the_bundled_models(name: str) -> None:
     """A stale shipped .onnx would silently fall back to PyTorch (slow): each must carry its
     checkpoint's sha256 and card and compute its logits."""

@@ -70,7 +70,7 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm":
-        ckpt = load_cached(model_for(model, lo, hi, law), "auto")  # ONNX Runtime when the model has its .onnx
+        ckpt = load_cached(model_for(model, lo, hi, law, mode), "auto")  # ONNX Runtime when the model has its .onnx
         out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u
     else:
         out = intervals.restore_simple(lo, hi, method)

@@ -127,7 +127,7 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
     """Print the model card (size, receptive field, schedule, training data, stored policies) and
     which models are bundled for which job."""
     from . import codec
-    from .checkpoint import BUNDLED, BUNDLED_INTERVALS, BUNDLED_LOW_BYTE, load
+    from .checkpoint import BUNDLED, BUNDLED_INTERVALS, BUNDLED_LOW_BYTE, BUNDLED_LOW_BYTE_MEAN, load
     from .engine import onnx_path
     from .enhance import SAMPLE_STEPS
 
@@ -163,7 +163,8 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
         engine = f"PyTorch ({onnx.name} is from another checkpoint or an older version, or onnxruntime is missing)"
     lines.append(f"CPU engine:       {engine}")
     roles = {BUNDLED: "all 16 bits: bpd, compress, decompress",
-             BUNDLED_LOW_BYTE: "the low byte: enhance of 8..15-bit PCM",
+             BUNDLED_LOW_BYTE: "the low byte: enhance --mode sample of 8..15-bit PCM",
+             BUNDLED_LOW_BYTE_MEAN: "the low byte, fast: enhance --mode mean of 8..15-bit PCM",
              BUNDLED_INTERVALS: "known intervals: enhance of mu-law, A-law and PCM under 8 bits"}
     bundled = [f"{p.name} ({role})" for p, role in roles.items() if p.is_file()]
     lines.append("bundled models:   " + ("; ".join(bundled) if bundled else "none (pass --model)"))

@@ -58,7 +58,7 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: str | None,
         from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
 
         law = None if known.kind == "linear" else known.kind
-        ckpt = load_cached(model_for(opts.model, lo, hi, law), engine_for(opts.engine, device))
+        ckpt = load_cached(model_for(opts.model, lo, hi, law, opts.mode), engine_for(opts.engine, device))
         assert ckpt.path is not None
         rates = ckpt.config.data.sample_rates
         if rates and a.rate not in rates:
