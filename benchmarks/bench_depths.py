@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="held-out audio per set")
     ap.add_argument("--out", type=Path, default=Path("bench-results/depths.json"))
     args = ap.parse_args()
+    if not all(1 <= d <= 15 for d in args.depths):
+        ap.error(f"--depths {args.depths}: each must be between 1 and 15 (16 leaves nothing to restore)")
     ckpt = checkpoint.load(args.model)
     rows = []
     for name in args.sets:

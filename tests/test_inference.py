@@ -167,3 +167,34 @@ def test_a_runner_with_lanes_overlaps_calls_and_consumes_windows_in_order() -> N
             T, rows, lambda w: (u[w.row, w.start : w.stop], np.zeros(w.stop - w.start, bool)), 0, 0.0, consume)
         assert seen == [(r, a) for r in range(rows) for a in range(0, T, 90)]
         assert net.most == lanes
+
+
+class _LowestDigitNet:
+    """Logits that are equal at the high-byte stage (so the distribution is the edge shares') and
+    pile the low-byte stage onto its lowest allowed digit: a mean that refines straddling bins
+    differs from one that takes the centre of each part."""
+
+    def __call__(self, value, revealed, stage, t_frac, lo=None, hi=None):  # type: ignore[no-untyped-def]
+        B, T = value.shape
+        out = np.zeros((B, T, 256), dtype=np.float32)
+        out[stage == 1] = -20.0 * np.arange(256, dtype=np.float32)
+        return out
+
+
+def test_the_mean_refines_the_digit_a_straddling_bin_took() -> None:
+    """E = sum_{d != d*} p_d c_d + p_d* E[x | d*]: the high-byte stage weighs the two parts of
+    [200, 326) by their sizes (56 and 70 values) and lands in the upper one (d* = 1); the low-byte
+    stage puts all of that part's mass on its lowest value, 256. So the mean is
+    (56 * 227.5 + 70 * 256) / 126 = 243.3, not the bin's centre 262.5. A bin inside one high byte
+    takes its lowest value; a linear interval is not refined (one call's estimate)."""
+    from upscale_audio.inference import generate
+    from upscale_audio.walk import row_keys
+
+    runner = ChunkedRunner(_LowestDigitNet(), halo=0, chunk=100)
+    lo = np.array([[200, 1030, 512]])
+    hi = np.array([[326, 1100, 1024]])
+    u, calls = generate(runner, lo, hi, (8, 8), [0, 1], None, row_keys([1], 1), mode="mean")
+    assert calls == 2
+    assert u[0, 0] == round((56 * 227.5 + 70 * 256) / 126)
+    assert u[0, 1] == 1030
+    assert u[0, 2] == 768  # two whole high bytes, equal weights: 767.5 rounded up, no refinement

@@ -52,9 +52,9 @@ def restore(
         rate: sample rate in Hz (the model was trained on 8, 16 and 44.1 kHz).
         mode: "mean" (posterior mean, fast) or "sample" (a draw, ``steps`` calls per stage).
         method: "ardm" (the model), "bin-centre" or "zero" (no model).
-        model: a checkpoint (default: the bundled model that fits the input: the G.711 one for
-            ``law``, the low-byte one when the high byte is known, as for 8..15 bits, else the
-            all-16-bit one).
+        model: a checkpoint (default: the bundled model that fits the input, ``checkpoint.model_for``:
+            for 8..15 bits the low-byte one, its fast sibling for ``mode="mean"``; for ``law`` and
+            under 8 bits the interval model).
     Returns: int16 with the shape of ``samples``.
     """
     x = _as_2d(samples)

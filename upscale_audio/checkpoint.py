@@ -37,7 +37,7 @@ FORMAT = "upscale_audio.checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 MODELS_DIR = Path(__file__).parent / "models"
-BUNDLED = MODELS_DIR / "default.pt"  # all 16 bits: bpd, compress, and every input the specialist cannot take
+BUNDLED = MODELS_DIR / "default.pt"  # all 16 bits: bpd, compress, and any input no other bundled model takes
 BUNDLED_LOW_BYTE = MODELS_DIR / "lowbyte.pt"  # the low byte given the high byte: linear input of 8..15 bits
 # the same for --mode mean: a quarter of the cost per sample, a better posterior mean, a worse likelihood
 BUNDLED_LOW_BYTE_MEAN = MODELS_DIR / "lowbyte_mean.pt"
@@ -306,11 +306,12 @@ def model_for(path: str | Path | None, lo: np.ndarray, hi: np.ndarray, law: str 
     installation falls back to the other where it fits, then to the all-16-bit model (None)."""
     if path is not None:
         return str(path)
-    low_byte = BUNDLED_LOW_BYTE.is_file() and within_one_high_byte(lo, hi)
-    if law is None and mode == "mean" and BUNDLED_LOW_BYTE_MEAN.is_file() and within_one_high_byte(lo, hi):
-        return str(BUNDLED_LOW_BYTE_MEAN)
-    if low_byte and law is None:
-        return str(BUNDLED_LOW_BYTE)
+    high_byte_known = within_one_high_byte(lo, hi)
+    if law is None and high_byte_known:
+        if mode == "mean" and BUNDLED_LOW_BYTE_MEAN.is_file():
+            return str(BUNDLED_LOW_BYTE_MEAN)
+        if BUNDLED_LOW_BYTE.is_file():
+            return str(BUNDLED_LOW_BYTE)
     if BUNDLED_INTERVALS.is_file():
         return str(BUNDLED_INTERVALS)
-    return str(BUNDLED_LOW_BYTE) if low_byte else None
+    return str(BUNDLED_LOW_BYTE) if high_byte_known and BUNDLED_LOW_BYTE.is_file() else None

@@ -141,17 +141,17 @@ def _posterior_mean(walk: Walk, u: np.ndarray, stages: list[int], progress: Prog
             here = open_here[r, pos]
             again = np.flatnonzero(here & opened[r, pos])  # refines the digit an earlier stage took
             if again.size:
-                rr, pp = r, pos[again]
-                total = rest[rr, pp] + weight[rr, pp] * (base[again] + local[again])
+                pp = pos[again]
+                total = rest[r, pp] + weight[r, pp] * (base[again] + local[again])
                 est[again] = np.clip(np.floor(total + 0.5).astype(np.int64), lo_r[again], hi_r[again] - 1)
             take = np.flatnonzero(here & ((call.share_lo < 1) | (call.share_hi < 1)))
             if take.size:  # what the digit taken leaves for later stages to refine
                 pr = prob[take].astype(np.float64)
                 p_taken = pr[np.arange(take.size), digit[take]] / pr.sum(-1)
                 c_taken = base[take] + centre(digit)[take]
-                rr, pp = r, pos[take]
-                rest[rr, pp] += weight[rr, pp] * (base[take] + local[take] - p_taken * c_taken)
-                weight[rr, pp] *= p_taken
+                pp = pos[take]
+                rest[r, pp] += weight[r, pp] * (base[take] + local[take] - p_taken * c_taken)
+                weight[r, pp] *= p_taken
             final[r, pos] = np.where(here, est, final[r, pos])
             opened[r, pos] |= here
             refine[r, pos[take]] = True
