@@ -2,9 +2,11 @@
 
 For each set and law: the codes come from sox (its default, dithered conversion, as a user makes
 them) or, without sox, from libsndfile; the table gives the SNR against the 16-bit original of
-G.711's own decoded value, of the bin centre, and of ``enhance --mode mean`` with the model, and
-checks that re-encoding every restored file (libsndfile's and sox's encoders, no dither) gives the
-input codes back. Prints a table and writes JSON.
+G.711's own decoded value, of the bin centre, of the model's posterior mean alone, of the classical
+estimate (``--method lmmse``) and of their blend (what ``enhance --mode mean`` writes for G.711 with the
+bundled models, ``classical.G711_NETWORK_SHARE``), and checks that re-encoding every restored file
+(libsndfile's and sox's encoders, no dither) gives the input codes back. The model defaults to the
+bundled interval model (what ``enhance`` picks for G.711). Prints a table and writes JSON.
 
     python benchmarks/bench_g711.py --corpus ~/.cache/upscale-audio-corpus/corpus [--model M.pt] [--bpd-passes 2]
 """
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from report import pick_files, print_table, write_json
 
-from upscale_audio import checkpoint, intervals, metrics
+from upscale_audio import checkpoint, classical, intervals, metrics
 from upscale_audio.enhance import enhance_intervals
 from upscale_audio.scoring import bits_per_sample
 
@@ -50,21 +52,28 @@ def main() -> None:
                          "this many ELBO passes) beside a uniform distribution inside those bins (0: skip)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
-    ckpt = checkpoint.load(args.model)
+    ckpt = checkpoint.load(args.model or checkpoint.BUNDLED_INTERVALS)
     rows = []
     for s in args.sets:
         files = pick_files(args.corpus / s / "heldout", args.seconds)
         for law in args.laws:
-            ref, dec, bc, mean, secs, audio_s, reenc_ok = [], [], [], [], 0.0, 0.0, True
+            ref, dec, bc, mean, lmmse, mix, secs, audio_s, reenc_ok = [], [], [], [], [], [], 0.0, 0.0, True
+            secs_lmmse = 0.0
             for a in files:
                 codes = g711_codes(a.path, a.u, law)
                 lo, hi = intervals.g711(codes, law)
                 t0 = time.perf_counter()
                 out = enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u
                 secs += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                est = classical.interval_mean(lo, hi, a.rate)
+                secs_lmmse += time.perf_counter() - t0
+                both = classical.blend(out, est, classical.G711_NETWORK_SHARE)
                 audio_s += a.frames / a.rate
-                reenc_ok &= bool(np.array_equal(intervals.libsndfile_codes(law)[out], codes)
-                                 and np.array_equal(intervals.sox_codes(law)[out], codes))
+                reenc_ok &= all(np.array_equal(enc[v], codes) for v in (out, est, both)
+                                for enc in (intervals.libsndfile_codes(law), intervals.sox_codes(law)))
+                lmmse.append(est.ravel() - 32768)
+                mix.append(both.ravel() - 32768)
                 ref.append(a.u.ravel() - 32768)
                 dec.append(intervals.decoded(law)[codes].ravel() - 32768)
                 bc.append(intervals.restore_simple(lo, hi, "bin-centre").ravel() - 32768)
@@ -74,6 +83,8 @@ def main() -> None:
                    "decoded_db": metrics.snr_db(r, np.concatenate(dec)),
                    "bin_centre_db": metrics.snr_db(r, np.concatenate(bc)),
                    "mean_db": metrics.snr_db(r, np.concatenate(mean)), "realtime": audio_s / max(secs, 1e-9),
+                   "lmmse_db": metrics.snr_db(r, np.concatenate(lmmse)), "lmmse_realtime": audio_s / max(secs_lmmse, 1e-9),
+                   "blend_db": metrics.snr_db(r, np.concatenate(mix)), "network_share": classical.G711_NETWORK_SHARE,
                    "re_encodes_to_input": reenc_ok}
             if args.bpd_passes:
                 res = bits_per_sample([a.u for a in files], ckpt, given_law=law, passes=args.bpd_passes)
@@ -84,11 +95,13 @@ def main() -> None:
             print(row, flush=True)
     print_table(f"G.711 restored with --mode mean ({ckpt.path.name if ckpt.path else 'bundled'}, sha {ckpt.sha256[:12]}); "
                 "SNR dB against the 16-bit original:",
-                ["set", "law", "files", "minutes", "G.711 decoded", "bin centre", "ardm mean", "gain", "x real time",
-                 "re-encodes to input"],
+                ["set", "law", "files", "minutes", "G.711 decoded", "bin centre", "ardm mean (gain)", "lmmse (gain)",
+                 f"blend {classical.G711_NETWORK_SHARE:.0%} ardm (gain)", "x real time ardm / lmmse", "re-encodes to input"],
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
-                  f"{r['bin_centre_db']:.2f}", f"{r['mean_db']:.2f}", f"{r['mean_db'] - r['decoded_db']:+.2f}",
-                  f"{r['realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"] for r in rows])
+                  f"{r['bin_centre_db']:.2f}"]
+                 + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" for k in ("mean_db", "lmmse_db", "blend_db")]
+                 + [f"{r['realtime']:.1f} / {r['lmmse_realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"]
+                 for r in rows])
     if args.bpd_passes:
         print_table("What G.711 leaves open, bits/sample (the model's ELBO; uniform inside each bin for reference):",
                     ["set", "law", "model", "uniform in bins"],

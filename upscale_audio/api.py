@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, intervals
+from . import audio, classical, intervals
 from .checkpoint import load_cached, model_for, scoring_model
 from .enhance import enhance_intervals
 from .scoring import BpdResult, bits_per_sample
@@ -51,10 +51,11 @@ def restore(
         bits: known top bits (1..15); give exactly one of ``bits`` and ``law``.
         rate: sample rate in Hz (the model was trained on 8, 16 and 44.1 kHz).
         mode: "mean" (posterior mean, fast) or "sample" (a draw, ``steps`` calls per stage).
-        method: "ardm" (the model), "bin-centre" or "zero" (no model).
+        method: "ardm" (the model), "lmmse" (a classical estimate), "bin-centre" or "zero" (no model).
         model: a checkpoint (default: the bundled model that fits the input, ``checkpoint.model_for``:
             for 8..15 bits the low-byte one, its fast sibling for ``mode="mean"``; for ``law`` and
-            under 8 bits the interval model).
+            under 8 bits the interval model). A G.711 mean with the bundled models is a blend:
+            ``classical.G711_NETWORK_SHARE`` of the network's, the rest the ``lmmse`` estimate.
     Returns: int16 with the shape of ``samples``.
     """
     x = _as_2d(samples)
@@ -72,8 +73,11 @@ def restore(
     if method == "ardm":
         ckpt = load_cached(model_for(model, lo, hi, law, mode), "auto")  # ONNX Runtime when the model has its .onnx
         out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u
+        share = classical.network_share(law, mode, bundled=model is None)
+        if share < 1:  # G.711 mean: blended with the classical estimate (classical.py)
+            out = classical.blend(out, classical.interval_mean(lo, hi, rate), share)
     else:
-        out = intervals.restore_simple(lo, hi, method)
+        out = intervals.restore_simple(lo, hi, method, rate)
     return (out - 32768).astype(np.int16).reshape(np.shape(samples))
 
 

@@ -1,6 +1,6 @@
 """Command-line interface (typer): parse, validate, call the library, turn mistakes into one line.
 
-    upscale-audio enhance INPUT... [-o OUT] [--method ardm|bin-centre|zero] [--model PATH] ...
+    upscale-audio enhance INPUT... [-o OUT] [--method ardm|lmmse|bin-centre|zero] [--model PATH] ...
     upscale-audio bpd INPUT... [--model PATH] [--given-bits N] [--steps K|full] [--passes N] [--json]
     upscale-audio train DATA... --config FILE --run-dir DIR [--val DIR] [--set key=value]...
     upscale-audio info [--model PATH]
@@ -33,6 +33,7 @@ app = typer.Typer(
 
 class Method(str, Enum):
     ardm = "ardm"
+    lmmse = "lmmse"
     bin_centre = "bin-centre"
     zero = "zero"
 
@@ -103,9 +104,10 @@ class Engine(str, Enum):
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, or directory for several inputs.")] = None,
-    method: Annotated[Method, typer.Option(help="ardm (the model), bin-centre or zero.")] = Method.ardm,
+    method: Annotated[Method, typer.Option(help="ardm (the model), lmmse (a classical interpolator inside each bin, no network), bin-centre or zero.")] = Method.ardm,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model that fits the input: "
-                                                    "the low-byte one for 8..15-bit PCM, else all 16 bits).")] = None,
+                                                    "the low-byte one for 8..15-bit PCM, the interval one for G.711 and under 8 bits; a G.711 mean is "
+                                                    "blended with lmmse).")] = None,
     mode: Annotated[Mode, typer.Option(help="mean: the posterior mean (one call per open stage; best SNR and LSD); sample: a draw of the low bits.")] = Mode.mean,
     steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
     policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,

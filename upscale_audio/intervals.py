@@ -148,11 +148,17 @@ def centre(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return (np.asarray(lo, dtype=np.int64) + np.asarray(hi, dtype=np.int64)) // 2
 
 
-def restore_simple(lo: np.ndarray, hi: np.ndarray, method: str) -> np.ndarray:
+def restore_simple(lo: np.ndarray, hi: np.ndarray, method: str, rate: int = 16000) -> np.ndarray:
     """Model-free restore inside known intervals: ``zero`` -> lo (toward -32768, what playing an
-    8-bit file as 16-bit does), ``bin-centre`` -> the middle. lo, hi int [C, T] -> int64 [C, T]."""
+    8-bit file as 16-bit does), ``bin-centre`` -> the middle, ``lmmse`` -> the classical estimate
+    of ``classical.py`` (a local linear interpolator truncated to each bin; ``rate`` in Hz sets its
+    window). lo, hi int [C, T] -> int64 [C, T]."""
     if method == "zero":
         return np.asarray(lo, dtype=np.int64)
     if method == "bin-centre":
         return centre(lo, hi)
+    if method == "lmmse":
+        from .classical import interval_mean  # numba: imported only when used
+
+        return interval_mean(lo, hi, rate)
     raise ValueError(f"unknown method {method!r}")

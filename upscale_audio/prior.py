@@ -24,10 +24,13 @@ impossible (``digit_log_probs``). ``lmmse`` (numba) has the numpy twin ``lmmse_n
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only for the model's digit distribution: the numba kernels run without it
+    import torch
 
 from .bits import _CACHE
 
@@ -251,6 +254,8 @@ def digit_log_probs(
     log(p / share), share the part of the digit the interval allows: the model's distribution
     (``ardm.masked_log_probs`` with ``StageMaps.edge_shares``) multiplies the share back in.
     """
+    import torch
+
     # float32 throughout: every value (0..65536) is exact in float32, and the tensors are [B, T, W]
     step = torch.pow(2.0, low.float())[..., None]  # [B, 1, 1]
     d = torch.arange(n_digits + 1, device=mu.device, dtype=torch.float32)
