@@ -2,11 +2,17 @@
 
 Each sample gets the prior of ``prior.py`` (a linear interpolator from its ``TAPS`` neighbours a
 side, fitted on a window of +-``WINDOW_SECONDS`` around it, the neighbours' quantisation noise taken
-into account) and is estimated as the mean of that Gaussian truncated to the sample's own interval::
+into account: a location mu_n and a standard deviation sigma_n) and is estimated as the mean of a
+heavy-tailed distribution around it restricted to the sample's own interval::
 
-    x_hat_n = E[x | x ~ N(mu_n, sigma_n^2), lo_n <= x < hi_n]
+    x_hat_n = E[x | x ~ t_3(mu_n, sigma_n), lo_n - 1/2 <= x < hi_n - 1/2]
 
-rounded to the nearest value and clipped into [lo_n, hi_n - 1], so every known bit is kept.
+rounded to the nearest value and clipped into [lo_n, hi_n - 1], so every known bit is kept. t_3 is
+the Student-t of 3 degrees of freedom scaled to standard deviation sigma_n (density proportional to
+(1 + z**2)**-2, z = (x - mu_n) / sigma_n): its mean over an interval has a closed form. Speech and
+music residuals are heavier-tailed than a Gaussian; on the train split (20 s a set, mu-law) the t_3
+gained +0.50 / +1.95 / +0.98 dB over G.711's decoded value (8 kHz speech / 16 kHz speech / music)
+where a Gaussian gained +0.38 / +1.56 / +0.83 and a Laplacian +0.50 / +1.88 / +0.94.
 
 Where it is used (docs/RESULTS.md §20, fitted on the corpus's train split, reported on held-out):
 
@@ -35,7 +41,7 @@ from .bits import _CACHE
 WINDOW_SECONDS = 0.05  # half-width of the prior's covariance window (best of 25..100 ms on the train split)
 TAPS = 16  # neighbours per side of the interpolator
 G711_NETWORK_SHARE = 0.2  # the network's weight in the G.711 posterior mean (train split: 0.1..0.3 best)
-_SQRT2 = math.sqrt(2.0)
+FAR = 30.0  # sigmas out in one tail from which the truncated mean is taken from the series
 
 
 @numba.njit(cache=_CACHE, nogil=True)
@@ -47,26 +53,40 @@ def _truncated_mean_nb(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np
 
 
 @numba.njit(cache=_CACHE, nogil=True, inline="always")
+def _inv_pow_diff(a: float, b: float, k: int) -> float:
+    """a**-k - b**-k for a, b of one sign, as (b - a) * sum_i a**i b**(k-1-i) / (a b)**k: no cancellation."""
+    s = 0.0
+    for i in range(k):
+        s += a**i * b ** (k - 1 - i)
+    return (b - a) * s / (a * b) ** k
+
+
+@numba.njit(cache=_CACHE, nogil=True, inline="always")
 def _truncated_one(mu: float, sigma: float, lo: float, hi: float) -> float:
     if not sigma > 0.0:
         return min(max(mu, lo), hi)
     a, b = (lo - mu) / sigma, (hi - mu) / sigma
-    # mass and density difference from the tail nearer the interval, so neither cancels to zero
-    if a > 0.0:
-        mass = 0.5 * (math.erfc(a / _SQRT2) - math.erfc(b / _SQRT2))
-    elif b < 0.0:
-        mass = 0.5 * (math.erfc(-b / _SQRT2) - math.erfc(-a / _SQRT2))
+    if a * b > 0.0 and min(abs(a), abs(b)) >= FAR:
+        # out in one tail the closed form cancels: (1 + z^2)^-2 = z^-4 - 2 z^-6 + 3 z^-8 - 4 z^-10 + ...
+        # (relative error below FAR**-8), integrated term by term
+        num = (_inv_pow_diff(a, b, 2) / 2 - _inv_pow_diff(a, b, 4) / 2 + _inv_pow_diff(a, b, 6) / 2
+               - _inv_pow_diff(a, b, 8) / 2)
+        mass = (_inv_pow_diff(a, b, 3) / 3 - 2 * _inv_pow_diff(a, b, 5) / 5 + 3 * _inv_pow_diff(a, b, 7) / 7
+                - 4 * _inv_pow_diff(a, b, 9) / 9)
     else:
-        mass = 0.5 * (math.erf(b / _SQRT2) - math.erf(a / _SQRT2))
-    dens = (math.exp(-0.5 * a * a) - math.exp(-0.5 * b * b)) / math.sqrt(2.0 * math.pi)
-    if not mass > 1e-300:  # no mass left in double precision: the edge nearer the Gaussian
+        # 2 * the integrals of z (1 + z^2)^-2 and (1 + z^2)^-2 over [a, b]
+        arc = math.atan((b - a) / (1.0 + a * b)) if a * b > 0.0 else math.atan(b) - math.atan(a)
+        mass = arc + b / (1.0 + b * b) - a / (1.0 + a * a)
+        num = 1.0 / (1.0 + a * a) - 1.0 / (1.0 + b * b)
+    if not mass > 0.0:  # an empty interval
         return min(max(mu, lo), hi)
-    return min(max(mu + sigma * dens / mass, lo), hi)
+    return min(max(mu + sigma * num / mass, lo), hi)
 
 
 def truncated_mean(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Mean of N(mu, sigma^2) restricted to [lo, hi] (any equal shapes; float64 out, same shape).
-    Where the interval holds no mass in double precision: mu clipped into [lo, hi]."""
+    """Mean of the Student-t of 3 degrees of freedom with location mu and standard deviation sigma
+    (density proportional to (1 + ((x - mu) / sigma)**2)**-2), restricted to [lo, hi]. Any equal
+    shapes; float64 out, same shape; mu clipped into [lo, hi] where sigma is 0 or the interval empty."""
     args = [np.ascontiguousarray(np.broadcast_to(v, np.shape(mu)), dtype=np.float64).ravel()
             for v in (mu, sigma, lo, hi)]
     return _truncated_mean_nb(*args).reshape(np.shape(mu))
@@ -75,17 +95,22 @@ def truncated_mean(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np.nda
 def truncated_mean_np(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`truncated_mean` (the same branches, one array operation each)."""
     mu, sigma, lo, hi = (np.asarray(v, dtype=np.float64) for v in (mu, sigma, lo, hi))
-    erf, erfc = np.vectorize(math.erf), np.vectorize(math.erfc)
     ok = sigma > 0
     s = np.where(ok, sigma, 1.0)
     a, b = (lo - mu) / s, (hi - mu) / s
-    mass = np.where(a > 0, 0.5 * (erfc(a / _SQRT2) - erfc(b / _SQRT2)),
-                    np.where(b < 0, 0.5 * (erfc(-b / _SQRT2) - erfc(-a / _SQRT2)),
-                             0.5 * (erf(b / _SQRT2) - erf(a / _SQRT2))))
-    dens = (np.exp(-0.5 * a * a) - np.exp(-0.5 * b * b)) / math.sqrt(2.0 * math.pi)
-    good = ok & (mass > 1e-300)
-    est = np.where(good, mu + s * dens / np.where(good, mass, 1.0), mu)
-    return np.clip(est, lo, hi)
+    far = (a * b > 0) & (np.minimum(np.abs(a), np.abs(b)) >= FAR)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        def d(k: int) -> np.ndarray:  # a**-k - b**-k without cancellation (a, b of one sign)
+            return (b - a) * sum(a**i * b ** (k - 1 - i) for i in range(k)) / (a * b) ** k
+
+        num_far = d(2) / 2 - d(4) / 2 + d(6) / 2 - d(8) / 2
+        mass_far = d(3) / 3 - 2 * d(5) / 5 + 3 * d(7) / 7 - 4 * d(9) / 9
+        arc = np.where(a * b > 0, np.arctan((b - a) / (1.0 + a * b)), np.arctan(b) - np.arctan(a))
+        mass = np.where(far, mass_far, arc + b / (1.0 + b * b) - a / (1.0 + a * a))
+        num = np.where(far, num_far, 1.0 / (1.0 + a * a) - 1.0 / (1.0 + b * b))
+        z = num / mass
+    good = ok & (mass > 0)
+    return np.clip(np.where(good, mu + s * z, mu), lo, hi)
 
 
 def interval_mean(iv_lo: np.ndarray, iv_hi: np.ndarray, rate: int) -> np.ndarray:
