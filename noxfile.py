@@ -55,6 +55,8 @@ def bench(session: nox.Session) -> None:
     corpus = os.environ.get("UPSCALE_AUDIO_CORPUS", os.path.expanduser("~/.cache/upscale-audio-corpus/corpus"))
     if os.path.isdir(corpus):
         session.run("python", "benchmarks/bench_process.py", "--corpus", corpus)
+        session.run("python", "benchmarks/bench_process.py", "--corpus", corpus, "--g711", "ulaw",
+                    "--out", "bench-results/process_g711.json")
         session.run("python", "benchmarks/bench_modes.py", "--corpus", corpus)
         session.run("python", "benchmarks/bench_g711.py", "--corpus", corpus, "--seconds", "60")
         session.run("python", "benchmarks/bench_depths.py", "--corpus", corpus)

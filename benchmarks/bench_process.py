@@ -12,6 +12,10 @@ noisy: quote ratios). Prints a table and writes JSON.
 
 ``--song``: instead, a 3-minute 44.1 kHz stereo "song" (held-out music_44k recordings end to end,
 one stream per channel, looped if the split is shorter) for the restore commands only.
+
+``--g711 ulaw|alaw``: instead, 60 s of held-out 8 kHz telephone speech written as a G.711 WAV, restored
+by ``--method bin-centre``, ``--method lmmse`` (classical, no network), ``enhance`` (the default: for
+G.711 the lmmse estimate) and the interval model's own mean (``--model``: what ``enhance`` ran before).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import soundfile as sf
 import torch
 from report import pick_files, print_table, write_json
 
-from upscale_audio import audio
+from upscale_audio import audio, checkpoint
 
 
 def timed(cmd: list[str]) -> float:
@@ -49,12 +53,18 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], help="command names to leave out (e.g. sample compress)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/process.json"))
     ap.add_argument("--song", action="store_true", help="a 3-minute 44.1 kHz stereo song, restore commands only")
+    ap.add_argument("--g711", choices=["ulaw", "alaw"], default=None, help="8 kHz speech as G.711, restore commands only")
     args = ap.parse_args()
     if args.song:
         rate, n = 44100, 180 * 44100
         stream = np.concatenate([a.samples[0] for a in pick_files(args.corpus / "music_44k" / "heldout", 360.0)])
         x = np.resize(stream, 2 * n).reshape(2, n)
         args.skip = list(args.skip) + ["sample", "compress", "decompress", "info", "--help", "1 s clip"]
+    elif args.g711:
+        rate = 8000
+        files = pick_files(args.corpus / "speech_8k" / "heldout", args.seconds)
+        x = np.concatenate([a.samples for a in files], axis=1)[:, : int(args.seconds * rate)]
+        args.skip = list(args.skip) + ["enhance --engine", "sample", "compress", "decompress", "info", "--help", "1 s clip"]
     else:
         rate = 16000
         files = pick_files(args.corpus / "speech_16k" / "heldout", args.seconds)
@@ -66,12 +76,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         src16, src8 = Path(d) / "orig.wav", Path(d) / "clip8.wav"
         sf.write(src16, x.T, rate, subtype="PCM_16")
-        audio.write_u8(src8, x, rate)
+        if args.g711:  # the restores below read the G.711 file
+            sf.write(src8, x.T, rate, subtype="ULAW" if args.g711 == "ulaw" else "ALAW")
+        else:
+            audio.write_u8(src8, x, rate)
         audio.write_u8(Path(d) / "one_second.wav", x[:, :rate], rate)
         commands = {
             "enhance --method bin-centre": exe + ["enhance", str(src8), "-o", f"{d}/bc.wav", "-f", "-q",
                                                   "--method", "bin-centre"],
+            "enhance --method lmmse (classical, no network)": exe + ["enhance", str(src8), "-o", f"{d}/l.wav", "-f",
+                                                                     "-q", "--method", "lmmse"],
             "enhance (default: mean)": exe + ["enhance", str(src8), "-o", f"{d}/m.wav", "-f", "-q", *model],
+            "enhance --model intervals.pt (its mean alone)": exe + [
+                "enhance", str(src8), "-o", f"{d}/n.wav", "-f", "-q", "--model", str(checkpoint.BUNDLED_INTERVALS)],
             "enhance --engine torch (mean, PyTorch only)": exe + ["enhance", str(src8), "-o", f"{d}/mt.wav", "-f",
                                                                   "-q", "--engine", "torch", *model],
             f"enhance --mode sample (K={args.sample_steps})": exe + [
@@ -90,6 +107,8 @@ def main() -> None:
         for name, cmd in commands.items():
             if any(name.startswith(s) or s in name for s in args.skip):
                 continue
+            if not args.g711 and ("lmmse" in name or "intervals.pt" in name):
+                continue
             slow = name.startswith(("enhance --mode sample", "compress", "decompress"))
             walls = [timed(cmd) for _ in range(args.slow_repeats if slow else args.repeats)]
             med = statistics.median(walls)
@@ -97,7 +116,7 @@ def main() -> None:
             rows.append({"command": name, "median_s": med, "runs": walls, "x_real_time": seconds / med,
                          "ratio_to_bin_centre": med / base})
             print(rows[-1], flush=True)
-    what = "a 44.1 kHz stereo song" if args.song else "16 kHz speech"
+    what = "a 44.1 kHz stereo song" if args.song else f"8 kHz speech, G.711 {args.g711}" if args.g711 else "16 kHz speech"
     print_table(f"Whole process on {seconds:.0f} s of {what}, median of {args.repeats} runs "
                 f"({torch.get_num_threads()} threads):",
                 ["command", "median wall s", "x real time", "x bin-centre's time"],

@@ -94,23 +94,18 @@ def test_interval_mean_keeps_every_bin_and_beats_the_decoded_value(law: str) -> 
     assert gain > (1.5 if law == "lin6" else 0.2), gain
 
 
-def test_known_samples_stay_and_blend_lies_between() -> None:
+def test_known_samples_stay() -> None:
     u = _ar2(3000, 3)
     lo, hi = intervals.linear(u, 8)
     lo[:, ::7], hi[:, ::7] = u[:, ::7], u[:, ::7] + 1  # some samples fully known
     est = classical.interval_mean(lo, hi, 16000)
     np.testing.assert_array_equal(est[:, ::7], u[:, ::7])
-    net = intervals.centre(lo, hi)
-    for share in (0.0, 0.2, 1.0):
-        mix = classical.blend(net, est, share)
-        assert intervals.check_inside(mix, lo, hi)
-    np.testing.assert_array_equal(classical.blend(net, est, 1.0), net)
-    np.testing.assert_array_equal(classical.blend(net, est, 0.0), est)
+    assert intervals.check_inside(est, lo, hi)
 
 
-def test_network_share_only_for_a_bundled_g711_mean() -> None:
-    assert classical.network_share("ulaw", "mean", bundled=True) == classical.G711_NETWORK_SHARE
-    assert classical.network_share("alaw", "mean", bundled=True) == classical.G711_NETWORK_SHARE
-    assert classical.network_share(None, "mean", bundled=True) == 1.0  # linear PCM: the network alone
-    assert classical.network_share("ulaw", "sample", bundled=True) == 1.0  # a draw stays a draw
-    assert classical.network_share("ulaw", "mean", bundled=False) == 1.0  # a user's model: its own mean
+def test_the_classical_estimate_replaces_the_network_only_for_a_bundled_g711_mean() -> None:
+    assert classical.replaces_network("ulaw", "mean", bundled=True)
+    assert classical.replaces_network("alaw", "mean", bundled=True)
+    assert not classical.replaces_network(None, "mean", bundled=True)  # linear PCM: the network
+    assert not classical.replaces_network("ulaw", "sample", bundled=True)  # a draw stays a draw
+    assert not classical.replaces_network("ulaw", "mean", bundled=False)  # a user's model: its own mean

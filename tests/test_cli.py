@@ -232,10 +232,10 @@ def test_export_then_load_restores_the_same_bits(u8_file, tmp_path, capsys, monk
 @pytest.mark.parametrize("law", ["ulaw", "alaw"])
 @pytest.mark.parametrize("clip", ["speech_en_8k", "speech_ru_16k"])
 def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -> None:
-    """Guard on what ships for G.711: the bundled model ``enhance`` picks for mu-law and A-law input
-    restores a real clip (samples/, 1.5 s) with a posterior mean above G.711's own decoded value, in
-    SNR, and every output sample re-encodes to its input's code (docs/RESULTS.md §19); so do the
-    classical estimate and what ``enhance`` writes, their blend (docs/RESULTS.md §20)."""
+    """Guard on what ships for G.711: on a real clip (samples/, 1.5 s) the interval model's posterior
+    mean and the classical estimate that ``enhance`` and ``restore`` write for a G.711 mean both beat
+    G.711's own decoded value in SNR, and every output sample re-encodes to its input's code
+    (docs/RESULTS.md §19, §20)."""
     from upscale_audio import api, checkpoint, classical, intervals, metrics
     from upscale_audio.enhance import enhance_intervals
 
@@ -247,16 +247,14 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     ckpt = checkpoint.load(checkpoint.model_for(None, lo, hi, law))
     net = enhance_intervals(lo, hi, ckpt, mode="mean", rate=orig.rate).u
     lmmse = classical.interval_mean(lo, hi, orig.rate)
+    # restore() of decoded samples: a decoded 0 names mu-law's negative zero, so compare on its bins
     decoded = (intervals.decoded(law)[codes] - 32768).astype(np.int16)
-    shipped = api.restore(decoded, law=law, rate=orig.rate)
-    alone = api.restore(decoded, law=law, rate=orig.rate, model=ckpt.path).astype(np.int64) + 32768  # no blend
-    # (decoded samples name their bins: a decoded 0 is mu-law's negative zero, so blend on those bins)
     api_bins = intervals.g711(intervals.decoded_to_codes(decoded.astype(np.int64) + 32768, law), law)
-    np.testing.assert_array_equal(shipped, classical.blend(alone, classical.interval_mean(*api_bins, orig.rate),
-                                                           classical.G711_NETWORK_SHARE) - 32768)
+    np.testing.assert_array_equal(api.restore(decoded, law=law, rate=orig.rate),
+                                  classical.interval_mean(*api_bins, orig.rate) - 32768)
     ref = u - 32768
     decoded_db = metrics.snr_db(ref, intervals.decoded(law)[codes] - 32768)
-    for got in (net, lmmse, classical.blend(net, lmmse, classical.G711_NETWORK_SHARE)):
+    for got in (net, lmmse):
         np.testing.assert_array_equal(intervals.g711_encode(got, law), codes)
         assert metrics.snr_db(ref, got - 32768) - decoded_db > 0.0
 
@@ -352,8 +350,10 @@ def test_intervals_take_the_bundled_interval_model_when_there_is_one(tmp_path, c
     assert checkpoint.model_for(full, *g, "alaw") == str(full)
     src = tmp_path / "call.wav"
     sf.write(src, x.T, 8000, subtype="ULAW")
-    code, _, err = run(["enhance", src, "--mode", "mean"], capsys, monkeypatch)
+    code, _, err = run(["enhance", src, "--mode", "sample", "--steps", "2"], capsys, monkeypatch)
     assert code == 0 and "model intervals.pt (" in err, err
+    code, _, err = run(["enhance", src, "--mode", "mean", "-f"], capsys, monkeypatch)  # a G.711 mean: classical
+    assert code == 0 and "lmmse (" in err and "intervals.pt" not in err, err
     code, out, _ = run(["info"], capsys, monkeypatch)
     assert code == 0 and "intervals.pt (known intervals" in out
     wav16 = tmp_path / "x16.wav"
@@ -363,9 +363,9 @@ def test_intervals_take_the_bundled_interval_model_when_there_is_one(tmp_path, c
         code, out, err = run(["bpd", wav16, "--json", "--passes", "1", *args], capsys, monkeypatch)
         assert code == 0 and json.loads(out)["model"].endswith(name), (args, out, err)
     decoded = (intervals.decoded("alaw")[intervals.g711_encode(u, "alaw")] - 32768).astype(np.int16)
-    y = api.restore(decoded, law="alaw", rate=8000, mode="mean")
+    y = api.restore(decoded, law="alaw", rate=8000, mode="sample", steps=2)
     assert y.shape == x.shape
     monkeypatch.setattr(checkpoint, "BUNDLED_INTERVALS", tmp_path / "absent.pt")
-    code, _, err = run(["enhance", src, "--mode", "mean", "-f"], capsys, monkeypatch)
+    code, _, err = run(["enhance", src, "--mode", "sample", "--steps", "2", "-f"], capsys, monkeypatch)
     assert code == 0 and "model default.pt (" in err, err
     assert checkpoint.model_for(None, *quiet, "ulaw") == str(low)  # as before: the high byte is known

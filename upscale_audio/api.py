@@ -54,8 +54,8 @@ def restore(
         method: "ardm" (the model), "lmmse" (a classical estimate), "bin-centre" or "zero" (no model).
         model: a checkpoint (default: the bundled model that fits the input, ``checkpoint.model_for``:
             for 8..15 bits the low-byte one, its fast sibling for ``mode="mean"``; for ``law`` and
-            under 8 bits the interval model). A G.711 mean with the bundled models is a blend:
-            ``classical.G711_NETWORK_SHARE`` of the network's, the rest the ``lmmse`` estimate.
+            under 8 bits the interval model). A G.711 mean with the bundled models is the ``lmmse``
+            estimate (``classical.replaces_network``).
     Returns: int16 with the shape of ``samples``.
     """
     x = _as_2d(samples)
@@ -70,12 +70,11 @@ def restore(
         if not 1 <= int(bits or 0) <= 15:
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
-    if method == "ardm":
+    if method == "ardm" and classical.replaces_network(law, mode, bundled=model is None):
+        out = classical.interval_mean(lo, hi, rate)  # a G.711 mean: the classical estimate (classical.py)
+    elif method == "ardm":
         ckpt = load_cached(model_for(model, lo, hi, law, mode), "auto")  # ONNX Runtime when the model has its .onnx
         out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u
-        share = classical.network_share(law, mode, bundled=model is None)
-        if share < 1:  # G.711 mean: blended with the classical estimate (classical.py)
-            out = classical.blend(out, classical.interval_mean(lo, hi, rate), share)
     else:
         out = intervals.restore_simple(lo, hi, method, rate)
     return (out - 32768).astype(np.int16).reshape(np.shape(samples))

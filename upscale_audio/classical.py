@@ -14,14 +14,16 @@ music residuals are heavier-tailed than a Gaussian; on the train split (20 s a s
 gained +0.50 / +1.95 / +0.98 dB over G.711's decoded value (8 kHz speech / 16 kHz speech / music)
 where a Gaussian gained +0.38 / +1.56 / +0.83 and a Laplacian +0.50 / +1.88 / +0.94.
 
-Where it is used (docs/RESULTS.md §20, fitted on the corpus's train split, reported on held-out):
+Where it is used (docs/RESULTS.md §20: fitted on the corpus's train split, reported on held-out):
 
 * ``enhance --method lmmse``: the model-free restore of any input.
-* G.711 with ``--mode mean`` and the bundled models: the output is ``G711_NETWORK_SHARE`` of the
-  network's posterior mean plus the rest of this estimate. On G.711 this estimate beats the
-  bundled interval model on every set (8 kHz speech +0.24 against +0.08 dB over the decoded value,
-  16 kHz speech +1.53 against +0.76, music +1.09 against +0.62, mu-law), and a fifth of the network
-  on top adds a little more; for linear PCM the network is far better and runs alone.
+* A G.711 posterior mean (``enhance`` of a mu-law or A-law file, ``--mode mean``) with the bundled
+  models (``replaces_network``): on 60 s of each held-out set it gains +0.69 dB over G.711's
+  decoded value on 8 kHz speech (the bundled interval model's mean: +0.16 mu-law / +0.26 A-law),
+  +1.82 on 16 kHz speech (+0.69 / +0.99) and +0.78 on music (+0.26, mu-law). A blend with a fifth of
+  the network's mean moved it by -0.05 to +0.03 dB at twenty times the time, so the network does not
+  run. For linear PCM the network is far better (8-bit speech +1.5 dB over the bin centre, this
+  estimate +0.6) and restores alone; ``--mode sample`` and a user's ``--model`` always run the network.
 
 ``truncated_mean`` (numba) has the numpy twin ``truncated_mean_np`` (tests).
 """
@@ -40,7 +42,6 @@ from .bits import _CACHE
 
 WINDOW_SECONDS = 0.05  # half-width of the prior's covariance window (best of 25..100 ms on the train split)
 TAPS = 16  # neighbours per side of the interpolator
-G711_NETWORK_SHARE = 0.2  # the network's weight in the G.711 posterior mean (train split: 0.1..0.3 best)
 FAR = 30.0  # sigmas out in one tail from which the truncated mean is taken from the series
 
 
@@ -152,14 +153,8 @@ def _lmmse_threads(lo: np.ndarray, hi: np.ndarray, half: int, taps: int, threads
     return mu, sigma
 
 
-def blend(network: np.ndarray, classical: np.ndarray, share: float) -> np.ndarray:
-    """``share`` of the network's estimate plus the rest of the classical one, rounded (int64 [C, T]).
-    Both lie in the same intervals, so their blend does too."""
-    mix = share * np.asarray(network, dtype=np.float64) + (1.0 - share) * np.asarray(classical, dtype=np.float64)
-    return np.floor(mix + 0.5).astype(np.int64)
-
-
-def network_share(law: str | None, mode: str, bundled: bool) -> float:
-    """The network's weight in what ``enhance`` writes: ``G711_NETWORK_SHARE`` for a G.711 posterior
-    mean with the bundled models, else 1 (the network alone: linear PCM, sampling, a user's model)."""
-    return G711_NETWORK_SHARE if law in ("ulaw", "alaw") and mode == "mean" and bundled else 1.0
+def replaces_network(law: str | None, mode: str, bundled: bool) -> bool:
+    """Whether ``enhance`` writes this estimate in place of the network's: a G.711 (``law`` "ulaw" or
+    "alaw") posterior mean with the bundled models. Linear PCM, sampling and a user's model run the
+    network."""
+    return law in ("ulaw", "alaw") and mode == "mean" and bundled

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import audio, intervals
 from .errors import UserError
 
@@ -54,45 +56,59 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: str | None,
         raise UserError(f"{src}: uses all 16 bits, nothing to restore; pass --bits N to treat only the top N bits "
                         "as known")
     lo, hi = known.intervals(a)
-    if opts.method == "ardm":
-        from .checkpoint import load_cached, model_for
-        from .classical import blend, interval_mean, network_share
-        from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
-
-        law = None if known.kind == "linear" else known.kind
-        ckpt = load_cached(model_for(opts.model, lo, hi, law, opts.mode), engine_for(opts.engine, device))
-        assert ckpt.path is not None
-        rates = ckpt.config.data.sample_rates
-        if rates and a.rate not in rates:
-            warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
-                 "output may be worse (no resampling is done)")
-        chunk = max(1, int(opts.chunk_seconds * a.rate)) if opts.chunk_seconds else None
-        per_stage = a.frames if opts.steps == "full" else int(opts.steps or SAMPLE_STEPS)
-
-        try:
-            n_stages = len(open_stages(ckpt, lo, hi))
-            with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
-                res = enhance_intervals(lo, hi, ckpt, mode=opts.mode, steps=opts.steps, naive=opts.naive,
-                                        key=file_key(opts.seed, src), device=device or "cpu", chunk=chunk, rate=a.rate,
-                                        progress=b.update)
-        except ValueError as e:
-            raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
-        calls = res.calls // max(res.stages, 1)
-        out_u, seconds, blended = res.u, res.seconds, ""
-        share = network_share(law, opts.mode, bundled=opts.model is None)
-        if share < 1:  # G.711 mean: the classical estimate carries most of it (classical.py)
-            t0 = time.perf_counter()
-            out_u = blend(out_u, interval_mean(lo, hi, a.rate), share)
-            seconds += time.perf_counter() - t0
-            blended = f", blended {share:.0%} model + {1 - share:.0%} lmmse"
-        info = (f"model {ckpt.path.name} ({res.engine}), {res.stages} stage(s) x {calls} call(s){blended}, "
-                f"{seconds:.2f} s, {a.frames / a.rate / max(seconds, 1e-9):.1f}x real time")
-    else:
+    law = None if known.kind == "linear" else known.kind
+    if opts.method != "ardm":
         out_u, info = intervals.restore_simple(lo, hi, opts.method, a.rate), opts.method
+    else:
+        from .classical import replaces_network
+
+        if replaces_network(law, opts.mode, bundled=opts.model is None):
+            out_u, info = _restore_classical(lo, hi, a.rate)
+        else:
+            out_u, info = _restore_with_model(src, a, lo, hi, law, opts, device, bar, warn)
     if not intervals.check_inside(out_u, lo, hi):  # the invariant, checked on every file
         raise RuntimeError(f"{src}: a known value changed; this is a bug, please report it")
     audio.write(dst, (out_u - 32768).astype("int16"), a.rate, force=opts.force)
     return f"{src} -> {dst}: {known.describe()}, {a.channels} ch, {a.rate} Hz; {info}"
+
+
+def _restore_classical(lo: np.ndarray, hi: np.ndarray, rate: int) -> tuple[np.ndarray, str]:
+    """A G.711 posterior mean: the classical estimate (``classical.py``), no network."""
+    from .classical import interval_mean
+
+    t0 = time.perf_counter()
+    out_u = interval_mean(lo, hi, rate)
+    seconds = time.perf_counter() - t0
+    return out_u, (f"lmmse (a G.711 mean is the classical estimate: the bundled model adds nothing measurable to it), "
+                   f"{seconds:.2f} s, {lo.shape[1] / rate / max(seconds, 1e-9):.1f}x real time")
+
+
+def _restore_with_model(src: Path, a: audio.AudioFile, lo: np.ndarray, hi: np.ndarray, law: str | None,
+                        opts: RestoreOptions, device: str | None, bar: Bar, warn: Callable[[str], None]
+                        ) -> tuple[np.ndarray, str]:
+    """The network's restore (``opts.model``, else the bundled model that fits): (u int64 [C, T], summary)."""
+    from .checkpoint import load_cached, model_for
+    from .enhance import SAMPLE_STEPS, enhance_intervals, file_key, open_stages
+
+    ckpt = load_cached(model_for(opts.model, lo, hi, law, opts.mode), engine_for(opts.engine, device))
+    assert ckpt.path is not None
+    rates = ckpt.config.data.sample_rates
+    if rates and a.rate not in rates:
+        warn(f"warning: {src}: sample rate {a.rate} Hz was not in the model's training data {list(rates)}; "
+             "output may be worse (no resampling is done)")
+    chunk = max(1, int(opts.chunk_seconds * a.rate)) if opts.chunk_seconds else None
+    per_stage = a.frames if opts.steps == "full" else int(opts.steps or SAMPLE_STEPS)
+    try:
+        n_stages = len(open_stages(ckpt, lo, hi))
+        with bar(n_stages if opts.mode == "mean" else n_stages * per_stage, src.name) as b:
+            res = enhance_intervals(lo, hi, ckpt, mode=opts.mode, steps=opts.steps, naive=opts.naive,
+                                    key=file_key(opts.seed, src), device=device or "cpu", chunk=chunk, rate=a.rate,
+                                    progress=b.update)
+    except ValueError as e:
+        raise UserError(f"{src}: {e}; use --method bin-centre or a model of all 16 bits") from None
+    calls = res.calls // max(res.stages, 1)
+    return res.u, (f"model {ckpt.path.name} ({res.engine}), {res.stages} stage(s) x {calls} call(s), "
+                   f"{res.seconds:.2f} s, {a.frames / a.rate / max(res.seconds, 1e-9):.1f}x real time")
 
 
 def engine_for(engine: str, device: str | None) -> str:
