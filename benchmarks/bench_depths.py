@@ -1,6 +1,7 @@
 """The posterior mean by input depth: held-out recordings truncated to N linear bits (N below 8
 leaves the high byte open too), restored with ``enhance --mode mean``; SNR against the 16-bit
-original beside the bin centre's, and the network calls made. Prints a table and writes JSON.
+original beside the bin centre's and the classical estimate's (``--method lmmse``), and the network
+calls made. Prints a table and writes JSON.
 
     python benchmarks/bench_depths.py --corpus $C [--model M.pt] [--depths 4 6 8] [--seconds 10]
 """
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from report import pick_files, print_table, snr_db, write_json
 
-from upscale_audio import checkpoint, intervals
+from upscale_audio import checkpoint, classical, intervals
 from upscale_audio.enhance import enhance_intervals
 
 
@@ -34,21 +35,24 @@ def main() -> None:
     for name in args.sets:
         files = pick_files(args.corpus / name / "heldout", args.seconds)
         for depth in args.depths:
-            ref, centre, mean, calls = [], [], [], 0
+            ref, centre, mean, lmmse, calls = [], [], [], [], 0
             for a in files:
                 lo, hi = intervals.linear(a.u, depth)
                 r = enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate)
                 ref.append(a.u.ravel())
                 centre.append(((lo + hi - 1) // 2).ravel())
                 mean.append(r.u.ravel())
+                lmmse.append(classical.interval_mean(lo, hi, a.rate).ravel())
                 calls = max(calls, r.calls)
-            x, c, m = (np.concatenate(v) for v in (ref, centre, mean))
+            x, c, m, ll = (np.concatenate(v) for v in (ref, centre, mean, lmmse))
             rows.append({"set": name, "depth": depth, "seconds": sum(a.frames / a.rate for a in files),
-                         "bin_centre_db": snr_db(x, c), "mean_db": snr_db(x, m), "calls": calls})
+                         "bin_centre_db": snr_db(x, c), "mean_db": snr_db(x, m), "lmmse_db": snr_db(x, ll),
+                         "calls": calls})
     print_table(f"posterior mean by input depth ({args.model or 'bundled model'})",
-                ["set", "depth", "bin centre", "mean", "gain", "calls"],
+                ["set", "depth", "bin centre", "mean", "gain", "lmmse", "gain", "calls"],
                 [[r["set"], str(r["depth"]), f"{r['bin_centre_db']:.2f}", f"{r['mean_db']:.2f}",
-                  f"{r['mean_db'] - r['bin_centre_db']:+.2f}", str(r["calls"])] for r in rows])
+                  f"{r['mean_db'] - r['bin_centre_db']:+.2f}", f"{r['lmmse_db']:.2f}",
+                  f"{r['lmmse_db'] - r['bin_centre_db']:+.2f}", str(r["calls"])] for r in rows])
     write_json(args.out, torch.device("cpu"), rows, model=str(args.model or "bundled"))
 
 
