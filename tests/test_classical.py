@@ -65,7 +65,7 @@ def _ar2(T: int, seed: int, scale: float = 3000.0) -> np.ndarray:
     return np.clip(np.round(x / x.std() * scale) + 32768, 0, 65535).astype(np.int64)[None]
 
 
-def test_pieces_on_threads_equal_one_call() -> None:
+def test_pieces_on_threads_and_blocks_equal_one_call() -> None:
     u = _ar2(6000, 1)
     lo, hi = (v.astype(np.int64) for v in intervals.g711(intervals.g711_encode(u, "alaw"), "alaw"))
     one = prior.lmmse(lo, hi, 200, 6)
@@ -73,6 +73,9 @@ def test_pieces_on_threads_equal_one_call() -> None:
         pieces = classical._lmmse_threads(lo, hi, 200, 6, threads)
         np.testing.assert_array_equal(pieces[0], one[0])
         np.testing.assert_array_equal(pieces[1], one[1])
+    whole = classical.interval_mean(lo, hi, 8000, block=len(u[0]))
+    for block in (700, 2999):  # blocks shorter than the window's context, and uneven ones
+        np.testing.assert_array_equal(classical.interval_mean(lo, hi, 8000, block=block), whole)
 
 
 @pytest.mark.parametrize("law", ["ulaw", "alaw", "lin6"])
