@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--bpd-passes", type=int, default=0,
                     help="also score what each law leaves open (bpd --given LAW: libsndfile's bins, a partition; "
                          "this many ELBO passes) beside a uniform distribution inside those bins (0: skip)")
+    ap.add_argument("--no-network", action="store_true", help="the classical estimate only (no ardm and blend columns)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
     ckpt = checkpoint.load(args.model or checkpoint.BUNDLED_INTERVALS)
@@ -65,11 +67,11 @@ def main() -> None:
                 codes = g711_codes(a.path, a.u, law)
                 lo, hi = intervals.g711(codes, law)
                 t0 = time.perf_counter()
-                out = enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u
-                secs += time.perf_counter() - t0
-                t0 = time.perf_counter()
                 est = classical.interval_mean(lo, hi, a.rate)
                 secs_lmmse += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                out = est if args.no_network else enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u
+                secs += time.perf_counter() - t0
                 both = np.floor(args.blend * out + (1 - args.blend) * est + 0.5).astype(np.int64)
                 audio_s += a.frames / a.rate
                 reenc_ok &= all(np.array_equal(enc[v], codes) for v in (out, est, both)
@@ -84,9 +86,11 @@ def main() -> None:
             row = {"set": s, "law": law, "files": len(files), "seconds": audio_s,
                    "decoded_db": metrics.snr_db(r, np.concatenate(dec)),
                    "bin_centre_db": metrics.snr_db(r, np.concatenate(bc)),
-                   "mean_db": metrics.snr_db(r, np.concatenate(mean)), "realtime": audio_s / max(secs, 1e-9),
+                   "mean_db": nan if args.no_network else metrics.snr_db(r, np.concatenate(mean)),
+                   "realtime": nan if args.no_network else audio_s / max(secs, 1e-9),
                    "lmmse_db": metrics.snr_db(r, np.concatenate(lmmse)), "lmmse_realtime": audio_s / max(secs_lmmse, 1e-9),
-                   "blend_db": metrics.snr_db(r, np.concatenate(mix)), "network_share_in_blend": args.blend,
+                   "blend_db": nan if args.no_network else metrics.snr_db(r, np.concatenate(mix)),
+                   "network_share_in_blend": args.blend, "taps": classical.TAPS, "window_s": classical.WINDOW_SECONDS,
                    "re_encodes_to_input": reenc_ok}
             if args.bpd_passes:
                 res = bits_per_sample([a.u for a in files], ckpt, given_law=law, passes=args.bpd_passes)
@@ -101,7 +105,8 @@ def main() -> None:
                  f"blend {args.blend:.0%} ardm (gain)", "x real time ardm / lmmse", "re-encodes to input"],
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
                   f"{r['bin_centre_db']:.2f}"]
-                 + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" for k in ("mean_db", "lmmse_db", "blend_db")]
+                 + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" if r[k] == r[k] else "-"
+                    for k in ("mean_db", "lmmse_db", "blend_db")]
                  + [f"{r['realtime']:.1f} / {r['lmmse_realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"]
                  for r in rows])
     if args.bpd_passes:
