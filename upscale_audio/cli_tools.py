@@ -165,7 +165,7 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
     roles = {BUNDLED: "all 16 bits: bpd, compress, decompress",
              BUNDLED_LOW_BYTE: "the low byte: enhance --mode sample of 8..15-bit PCM",
              BUNDLED_LOW_BYTE_MEAN: "the low byte, fast: enhance --mode mean of 8..15-bit PCM",
-             BUNDLED_INTERVALS: "known intervals: enhance of mu-law, A-law and PCM under 8 bits"}
+             BUNDLED_INTERVALS: "known intervals: enhance of PCM under 8 bits, --mode sample of mu-law and A-law, bpd --given"}
     bundled = [f"{p.name} ({role})" for p, role in roles.items() if p.is_file()]
     lines.append("bundled models:   " + ("; ".join(bundled) if bundled else "none (pass --model)"))
     typer.echo("\n".join(lines))
