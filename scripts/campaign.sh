@@ -23,7 +23,7 @@
 #                 mu-law posterior mean had not moved since step 2461 (docs/RESULTS.md section 16)
 #   g711s         g711i continued under the model's new distribution for intervals that cut their edge
 #                 digits (each allowed digit weighted by the share of it the interval allows,
-#                 docs/RESULTS.md section 19): lr 1e-4, seed 7; the candidate bundled G.711 model
+#                 docs/RESULTS.md section 19): lr 1e-4, seed 7; models/intervals.pt is its step 2484
 #   fast24        a low-byte model at about a quarter of the shipped one's cost per sample (24
 #                 channels x 12 blocks, the same receptive field), from scratch, half of the rows at
 #                 t = 0: the network issue 15's 20x posterior mean needs (docs/RESULTS.md section 16)
