@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -86,10 +85,10 @@ def main() -> None:
             row = {"set": s, "law": law, "files": len(files), "seconds": audio_s,
                    "decoded_db": metrics.snr_db(r, np.concatenate(dec)),
                    "bin_centre_db": metrics.snr_db(r, np.concatenate(bc)),
-                   "mean_db": nan if args.no_network else metrics.snr_db(r, np.concatenate(mean)),
-                   "realtime": nan if args.no_network else audio_s / max(secs, 1e-9),
+                   "mean_db": None if args.no_network else metrics.snr_db(r, np.concatenate(mean)),
+                   "realtime": None if args.no_network else audio_s / max(secs, 1e-9),
                    "lmmse_db": metrics.snr_db(r, np.concatenate(lmmse)), "lmmse_realtime": audio_s / max(secs_lmmse, 1e-9),
-                   "blend_db": nan if args.no_network else metrics.snr_db(r, np.concatenate(mix)),
+                   "blend_db": None if args.no_network else metrics.snr_db(r, np.concatenate(mix)),
                    "network_share_in_blend": args.blend, "taps": classical.TAPS, "window_s": classical.WINDOW_SECONDS,
                    "re_encodes_to_input": reenc_ok}
             if args.bpd_passes:
@@ -105,9 +104,9 @@ def main() -> None:
                  f"blend {args.blend:.0%} ardm (gain)", "x real time ardm / lmmse", "re-encodes to input"],
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
                   f"{r['bin_centre_db']:.2f}"]
-                 + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" if r[k] == r[k] else "-"
+                 + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" if r[k] is not None else "-"
                     for k in ("mean_db", "lmmse_db", "blend_db")]
-                 + [f"{r['realtime']:.1f} / {r['lmmse_realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"]
+                 + [f"{'-' if r['realtime'] is None else format(r['realtime'], '.1f')} / {r['lmmse_realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"]
                  for r in rows])
     if args.bpd_passes:
         print_table("What G.711 leaves open, bits/sample (the model's ELBO; uniform inside each bin for reference):",

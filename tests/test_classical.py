@@ -112,3 +112,14 @@ def test_the_classical_estimate_replaces_the_network_only_for_a_bundled_g711_mea
     assert not classical.replaces_network(None, "mean", bundled=True)  # linear PCM: the network
     assert not classical.replaces_network("ulaw", "sample", bundled=True)  # a draw stays a draw
     assert not classical.replaces_network("ulaw", "mean", bundled=False)  # a user's model: its own mean
+
+
+def test_method_lmmse_restores_linear_pcm_through_the_api() -> None:
+    from upscale_audio import api
+
+    u = _ar2(4000, 4)
+    x = ((u >> 10 << 10) - 32768).astype(np.int16)  # 6-bit PCM
+    got = api.restore(x, bits=6, rate=8000, method="lmmse")
+    np.testing.assert_array_equal(got, classical.interval_mean(*intervals.linear(u, 6), 8000) - 32768)
+    with pytest.raises(ValueError, match="unknown method"):
+        api.restore(x, bits=6, method="lmse")

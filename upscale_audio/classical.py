@@ -44,7 +44,7 @@ from .bits import _CACHE
 # half-width of the prior's covariance window: of 35..100 ms on the train split, 50 ms was best on 16 kHz
 # speech and music and within 0.04 dB of the best (35 ms) on 8 kHz speech
 WINDOW_SECONDS = 0.05
-TAPS = 24  # neighbours per side of the interpolator (train split: 16 -> 24 gained +0.04..+0.17 dB for 2.5x the time)
+TAPS = 24  # neighbours per side of the interpolator (train split: 16 -> 24 gained +0.04..+0.17 dB for 1.9x the time)
 BLOCK = 1 << 20  # samples per block of interval_mean (about 100 MB of working arrays per channel)
 FAR = 30.0  # sigmas out in one tail from which the truncated mean is taken from the series
 
