@@ -1,30 +1,35 @@
-"""The classical estimate inside known intervals: no network, a few numba passes.
+"""The classical estimate inside known intervals: no network, a few numba and FFT passes.
 
-Each sample gets the prior of ``prior.py`` (a linear interpolator from its ``TAPS`` neighbours a
-side, fitted on a window of +-``WINDOW_SECONDS`` around it, the neighbours' quantisation noise taken
-into account: a location mu_n and a standard deviation sigma_n) and is estimated as the mean of a
-heavy-tailed distribution around it restricted to the sample's own interval::
+Two estimates, mixed. The local one: each sample gets the prior of ``prior.py`` (a linear
+interpolator from its ``TAPS`` neighbours a side, fitted on a window of +-``WINDOW_SECONDS`` around
+it, the neighbours' quantisation noise taken into account: a location mu_n and a standard deviation
+sigma_n) and is estimated as the mean of a heavy-tailed distribution around it restricted to the
+sample's own interval::
 
-    x_hat_n = E[x | x ~ t_3(mu_n, sigma_n), lo_n - 1/2 <= x < hi_n - 1/2]
+    local_n = E[x | x ~ t_3(mu_n, sigma_n), lo_n - 1/2 <= x < hi_n - 1/2]
 
-rounded to the nearest value and clipped into [lo_n, hi_n - 1], so every known bit is kept. t_3 is
-the Student-t of 3 degrees of freedom scaled to standard deviation sigma_n (density proportional to
-(1 + z**2)**-2, z = (x - mu_n) / sigma_n): its mean over an interval has a closed form. Speech and
-music residuals are heavier-tailed than a Gaussian; on the train split (20 s a set, mu-law) the t_3
-gained +0.50 / +1.95 / +0.98 dB over G.711's decoded value (8 kHz speech / 16 kHz speech / music)
-where a Gaussian gained +0.38 / +1.56 / +0.83 and a Laplacian +0.50 / +1.88 / +0.94.
+t_3 is the Student-t of 3 degrees of freedom scaled to standard deviation sigma_n (density
+proportional to (1 + z**2)**-2, z = (x - mu_n) / sigma_n): its mean over an interval has a closed
+form. Speech and music residuals are heavier-tailed than a Gaussian; on the train split (20 s a set,
+mu-law) the t_3 gained +0.50 / +1.95 / +0.98 dB over G.711's decoded value (8 kHz speech / 16 kHz
+speech / music) where a Gaussian gained +0.38 / +1.56 / +0.83 and a Laplacian +0.50 / +1.88 / +0.94.
+The spectral one: ``spectral.wiener``, a short-time Wiener filter of the bin centres, which resolves
+harmonics the 48-tap interpolator cannot. The output is
 
-Where it is used (docs/RESULTS.md §20: fitted on the corpus's train split, reported on held-out):
+    x_hat_n = SPECTRAL_SHARE * wiener_n + (1 - SPECTRAL_SHARE) * local_n
+
+rounded to the nearest value and clipped into [lo_n, hi_n - 1], so every known bit is kept. On the
+train split the mix gained +0.35 / +0.33 / +0.52 dB over the local estimate alone (mu-law).
+
+Where it is used (docs/RESULTS.md §20, §21: fitted on the corpus's train split, reported on held-out):
 
 * ``enhance --method lmmse``: the model-free restore of any input.
 * A G.711 posterior mean (``enhance`` of a mu-law or A-law file, ``--mode mean``) with the bundled
-  models (``replaces_network``): on 60 s of each held-out set it gains +0.73 dB over G.711's
-  decoded value on 8 kHz speech (the bundled interval model's mean: +0.16 mu-law / +0.26 A-law),
-  +1.88 on 16 kHz speech (+0.69 / +0.99) and +0.83 on music (+0.26, mu-law), 14x real time for
-  60 s of 8 kHz audio, whole process (the network's mean: 8.9x). A blend with a fifth of the
-  network's mean moved it by -0.05 to +0.03 dB (16 taps), so the network does not run.
-* Linear PCM: the network is far better (8-bit speech +1.5 dB over the bin centre, this estimate
-  +0.6) and restores alone; ``--mode sample`` and a user's ``--model`` always run the network.
+  models (``replaces_network``): on 60 s of each held-out set it gains +1.10 dB over G.711's
+  decoded value on 8 kHz speech (the local estimate alone +0.73; the bundled interval model's mean
+  +0.16 mu-law / +0.26 A-law), +2.06 / +2.09 on 16 kHz speech and +1.04 / +1.09 on music, 13x
+  real time for 60 s of 8 kHz audio, whole process (the network's mean: 7.6x in the same run).
+* Linear PCM: the network restores alone; ``--mode sample`` and a user's ``--model`` always run it.
 
 ``truncated_mean`` (numba) has the numpy twin ``truncated_mean_np`` (tests).
 """
@@ -38,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from . import prior
+from . import prior, spectral
 from .bits import _CACHE
 
 # half-width of the prior's covariance window: of 35..100 ms on the train split, 50 ms was best on 16 kHz
@@ -46,6 +51,8 @@ from .bits import _CACHE
 WINDOW_SECONDS = 0.05
 TAPS = 24  # neighbours per side of the interpolator (train split: 16 -> 24 gained +0.04..+0.17 dB for 1.9x the time)
 BLOCK = 1 << 20  # samples per block of interval_mean (about 100 MB of working arrays per channel)
+# the short-time Wiener estimate's share of the mix (train split, 20 s a set: 0.5..0.7 within 0.02 dB, 0.7 best)
+SPECTRAL_SHARE = 0.7
 FAR = 30.0  # sigmas out in one tail from which the truncated mean is taken from the series
 
 
@@ -121,21 +128,31 @@ def truncated_mean_np(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np.
 def interval_mean(iv_lo: np.ndarray, iv_hi: np.ndarray, rate: int, block: int = BLOCK) -> np.ndarray:
     """The classical estimate of every sample inside its interval [iv_lo, iv_hi).
 
-    iv_lo, iv_hi: int [C, T] (offset binary, hi exclusive); rate in Hz sets the window. Runs in
-    blocks of ``block`` samples (with the window and taps as context, so any block size gives the
-    same output) to bound memory on long files. Returns int64 [C, T] with iv_lo <= out < iv_hi.
+    ``SPECTRAL_SHARE`` of the short-time Wiener estimate (``spectral.wiener``) plus the rest of the
+    interpolator's truncated t_3 mean, rounded and clipped into the interval. iv_lo, iv_hi: int
+    [C, T] (offset binary, hi exclusive); rate in Hz sets the windows. Runs in blocks of ``block``
+    samples (a multiple of the Wiener hop; the windows, taps and frames as context, so any such block
+    size gives the same output) to bound memory on long files. Returns int64 [C, T] with
+    iv_lo <= out < iv_hi.
     """
     lo = np.ascontiguousarray(iv_lo, dtype=np.int64)
     hi = np.ascontiguousarray(iv_hi, dtype=np.int64)
     half = max(TAPS + 1, round(WINDOW_SECONDS * rate))
-    T, ctx = lo.shape[1], half + TAPS
+    frame = spectral.frame_length(rate)
+    hop = frame // 4
+    if block % hop:
+        raise ValueError(f"block {block} is not a multiple of the Wiener hop {hop}")
+    T, ctx = lo.shape[1], -(-max(half + TAPS, frame) // hop) * hop  # context on the frames' grid
     out = np.empty(lo.shape, dtype=np.int64)
     for s in range(0, T, block):
         e = min(T, s + block)
         s0, e0 = max(0, s - ctx), min(T, e + ctx)
         mu, sigma = _lmmse_threads(lo[:, s0:e0], hi[:, s0:e0], half, TAPS, os.cpu_count() or 1)
+        width = (hi[:, s0:e0] - lo[:, s0:e0]).astype(np.float64)
+        wiener = spectral.wiener((lo[:, s0:e0] + hi[:, s0:e0] - 1) / 2.0, width**2 / 12.0, frame)
         # value v stands for [v - 1/2, v + 1/2): the interval of values is [lo - 1/2, hi - 1/2) on the line
-        est = truncated_mean(mu[:, s - s0:e - s0], sigma[:, s - s0:e - s0], lo[:, s:e] - 0.5, hi[:, s:e] - 0.5)
+        local = truncated_mean(mu[:, s - s0:e - s0], sigma[:, s - s0:e - s0], lo[:, s:e] - 0.5, hi[:, s:e] - 0.5)
+        est = SPECTRAL_SHARE * wiener[:, s - s0:e - s0] + (1.0 - SPECTRAL_SHARE) * local
         out[:, s:e] = np.clip(np.floor(est + 0.5).astype(np.int64), lo[:, s:e], hi[:, s:e] - 1)
     return out
 
