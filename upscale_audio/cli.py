@@ -104,7 +104,7 @@ class Engine(str, Enum):
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Audio files or directories (walked recursively).")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file, or directory for several inputs.")] = None,
-    method: Annotated[Method, typer.Option(help="ardm (the model), lmmse (a classical interpolator inside each bin, no network), bin-centre or zero.")] = Method.ardm,
+    method: Annotated[Method, typer.Option(help="ardm (the model), lmmse (a classical estimate inside each bin: a short-time Wiener filter and a local interpolator, no network), bin-centre or zero.")] = Method.ardm,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model that fits the input: "
                                                     "the low-byte one for 8..15-bit PCM, the interval one for G.711 and under 8 bits; a G.711 mean with "
                                                     "no --model is the lmmse estimate).")] = None,

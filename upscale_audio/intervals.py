@@ -151,8 +151,8 @@ def centre(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def restore_simple(lo: np.ndarray, hi: np.ndarray, method: str, rate: int = 16000) -> np.ndarray:
     """Model-free restore inside known intervals: ``zero`` -> lo (toward -32768, what playing an
     8-bit file as 16-bit does), ``bin-centre`` -> the middle, ``lmmse`` -> the classical estimate
-    of ``classical.py`` (a local linear interpolator truncated to each bin; ``rate`` in Hz sets its
-    window). lo, hi int [C, T] -> int64 [C, T]."""
+    of ``classical.py`` (a short-time Wiener filter mixed with a local interpolator, kept inside each
+    bin; ``rate`` in Hz sets their windows). lo, hi int [C, T] -> int64 [C, T]."""
     if method == "zero":
         return np.asarray(lo, dtype=np.int64)
     if method == "bin-centre":

@@ -33,30 +33,33 @@ def wiener(centre: np.ndarray, noise_var: np.ndarray, frame: int) -> np.ndarray:
     """Short-time Wiener estimate of a signal observed in white noise of known per-sample variance.
 
     centre, noise_var: float [C, T]; frame: a power of two >= 16 (hop frame / 4). Returns float64
-    [C, T]. Where a frame's noise power is 0 the frame passes unchanged.
+    [C, T]. Where a frame's noise power is 0 the frame passes unchanged. One channel at a time (a
+    2^20-sample block at 44.1 kHz holds about 200 MB of frames and spectra).
     """
     x = np.asarray(centre, dtype=np.float64)
     v = np.asarray(noise_var, dtype=np.float64)
-    C, T = x.shape
+    return np.stack([_wiener_channel(x[c], v[c], frame) for c in range(x.shape[0])])
+
+
+def _wiener_channel(x: np.ndarray, v: np.ndarray, frame: int) -> np.ndarray:
+    """``wiener`` of one channel: x, v float [T] -> float64 [T]."""
+    T = x.shape[0]
     hop = frame // 4
     chunks = -(-T // hop)
-    left, right = frame - hop, chunks * hop - T + frame - hop
-    widths = ((0, 0), (left, right))
+    widths = (frame - hop, chunks * hop - T + frame - hop)
     xp, vp = ((np.pad(a, widths, mode="reflect") if T > 1 else np.pad(a, widths, mode="edge")) for a in (x, v))
     window = np.hanning(frame + 1)[:-1]  # periodic Hann: its squares at hop frame/4 sum to a constant
-    frames = np.lib.stride_tricks.sliding_window_view(xp, frame, axis=1)[:, ::hop]  # [C, chunks + 3, frame]
-    spec = np.fft.rfft(frames * window, axis=2)  # [C, F, frame // 2 + 1]
-    noise = np.lib.stride_tricks.sliding_window_view(vp, frame, axis=1)[:, ::hop] @ (window**2)  # [C, F]
-    noise = noise[:, :, None]
+    frames = np.lib.stride_tricks.sliding_window_view(xp, frame)[::hop]  # [chunks + 3, frame]
+    spec = np.fft.rfft(frames * window, axis=1)  # [F, frame // 2 + 1]
+    noise = (np.lib.stride_tricks.sliding_window_view(vp, frame)[::hop] @ (window**2))[:, None]  # [F, 1]
     signal = np.maximum(np.abs(spec) ** 2 - OVERSUBTRACT * noise, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         gain = np.where(noise > 0, signal / (signal + noise), 1.0)
-    out = np.fft.irfft(gain * spec, n=frame, axis=2) * window  # [C, F, frame]
-    out = out.reshape(C, chunks + 3, 4, hop)
+    out = (np.fft.irfft(gain * spec, n=frame, axis=1) * window).reshape(chunks + 3, 4, hop)
     # padded chunk q (t-chunk q - 3) is covered by frames q - 3 .. q, at quarter q - f of frame f
-    y = np.zeros((C, chunks, hop))
+    y = np.zeros((chunks, hop))
     norm = np.zeros(hop)
     for k in range(4):
-        y += out[:, 3 - k:3 - k + chunks, k]  # [C, chunks, hop]
+        y += out[3 - k:3 - k + chunks, k]
         norm += window[k * hop:(k + 1) * hop] ** 2
-    return (y / norm).reshape(C, chunks * hop)[:, :T]
+    return (y / norm).reshape(chunks * hop)[:T]
