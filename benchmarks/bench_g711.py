@@ -3,8 +3,9 @@
 For each set and law: the codes come from sox (its default, dithered conversion, as a user makes
 them) or, without sox, from libsndfile; the table gives the SNR against the 16-bit original of
 G.711's own decoded value, of the bin centre, of the model's posterior mean, of the classical
-estimate (``--method lmmse``: what ``enhance --mode mean`` writes for G.711 with the bundled models)
-and of a blend of the two (``--blend`` of the network's mean, the rest lmmse: the comparison that
+estimate (``--method lmmse``), of the classical estimate with its learned correction
+(``correction.py``: what ``enhance --mode mean`` writes for G.711 with the bundled models) and of
+a blend of the two (``--blend`` of the network's mean, the rest lmmse: the comparison that
 left the network out of the G.711 mean), and checks that re-encoding every restored file
 (libsndfile's and sox's encoders, no dither) gives the input codes back. The model defaults to the
 bundled interval model (what ``enhance`` picks for G.711). Prints a table and writes JSON.
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from report import pick_files, print_table, write_json
 
-from upscale_audio import checkpoint, classical, intervals, metrics
+from upscale_audio import checkpoint, classical, correction, intervals, metrics
 from upscale_audio.enhance import enhance_intervals
 from upscale_audio.scoring import bits_per_sample
 
@@ -61,13 +62,17 @@ def main() -> None:
         files = pick_files(args.corpus / s / "heldout", args.seconds)
         for law in args.laws:
             ref, dec, bc, mean, lmmse, mix, secs, audio_s, reenc_ok = [], [], [], [], [], [], 0.0, 0.0, True
-            secs_lmmse = 0.0
+            secs_lmmse, shipped, secs_shipped = 0.0, [], 0.0
             for a in files:
                 codes = g711_codes(a.path, a.u, law)
                 lo, hi = intervals.g711(codes, law)
                 t0 = time.perf_counter()
                 est = classical.interval_mean(lo, hi, a.rate)
                 secs_lmmse += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                corr = correction.for_rate(a.rate)
+                fixed = classical.interval_mean(lo, hi, a.rate, corr=corr) if corr is not None else est
+                secs_shipped += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 out = est if args.no_network else enhance_intervals(lo, hi, ckpt, mode="mean", rate=a.rate).u
                 secs += time.perf_counter() - t0
@@ -76,6 +81,7 @@ def main() -> None:
                 reenc_ok &= all(np.array_equal(enc[v], codes) for v in (out, est, both)
                                 for enc in (intervals.libsndfile_codes(law), intervals.sox_codes(law)))
                 lmmse.append(est.ravel() - 32768)
+                shipped.append(fixed.ravel() - 32768)
                 mix.append(both.ravel() - 32768)
                 ref.append(a.u.ravel() - 32768)
                 dec.append(intervals.decoded(law)[codes].ravel() - 32768)
@@ -88,6 +94,8 @@ def main() -> None:
                    "mean_db": None if args.no_network else metrics.snr_db(r, np.concatenate(mean)),
                    "realtime": None if args.no_network else audio_s / max(secs, 1e-9),
                    "lmmse_db": metrics.snr_db(r, np.concatenate(lmmse)), "lmmse_realtime": audio_s / max(secs_lmmse, 1e-9),
+                   "corrected_db": metrics.snr_db(r, np.concatenate(shipped)),
+                   "corrected_realtime": audio_s / max(secs_shipped, 1e-9),
                    "blend_db": None if args.no_network else metrics.snr_db(r, np.concatenate(mix)),
                    "network_share_in_blend": args.blend, "taps": classical.TAPS, "window_s": classical.WINDOW_SECONDS,
                    "re_encodes_to_input": reenc_ok}
@@ -101,19 +109,23 @@ def main() -> None:
     print_table(f"G.711 restored with --mode mean ({ckpt.path.name if ckpt.path else 'bundled'}, sha {ckpt.sha256[:12]}); "
                 "SNR dB against the 16-bit original:",
                 ["set", "law", "files", "minutes", "G.711 decoded", "bin centre", "ardm mean (gain)", "lmmse (gain)",
-                 f"blend {args.blend:.0%} ardm (gain)", "x real time ardm / lmmse", "re-encodes to input"],
+                 "lmmse + correction: the default (gain)", f"blend {args.blend:.0%} ardm (gain)",
+                 "x real time ardm / lmmse / default", "re-encodes to input"],
                 [[r["set"], r["law"], str(r["files"]), f"{r['seconds'] / 60:.1f}", f"{r['decoded_db']:.2f}",
                   f"{r['bin_centre_db']:.2f}"]
                  + [f"{r[k]:.2f} ({r[k] - r['decoded_db']:+.2f})" if r[k] is not None else "-"
-                    for k in ("mean_db", "lmmse_db", "blend_db")]
-                 + [f"{'-' if r['realtime'] is None else format(r['realtime'], '.1f')} / {r['lmmse_realtime']:.1f}", "yes" if r["re_encodes_to_input"] else "NO"]
+                    for k in ("mean_db", "lmmse_db", "corrected_db", "blend_db")]
+                 + [" / ".join("-" if r[k] is None else format(r[k], ".1f")
+                               for k in ("realtime", "lmmse_realtime", "corrected_realtime")),
+                    "yes" if r["re_encodes_to_input"] else "NO"]
                  for r in rows])
     if args.bpd_passes:
         print_table("What G.711 leaves open, bits/sample (the model's ELBO; uniform inside each bin for reference):",
                     ["set", "law", "model", "uniform in bins"],
                     [[r["set"], r["law"], f"{r['bpd_given']:.3f} ± {r['bpd_given_stderr']:.3f}",
                       f"{r['bpd_uniform_in_bins']:.3f}"] for r in rows])
-    write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256)
+    write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256,
+               correction=str(correction.BUNDLED) if correction.bundled() else None)
 
 
 if __name__ == "__main__":

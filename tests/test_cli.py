@@ -236,7 +236,7 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     mean and the classical estimate that ``enhance`` and ``restore`` write for a G.711 mean both beat
     G.711's own decoded value in SNR, and every output sample re-encodes to its input's code
     (docs/RESULTS.md §19, §20)."""
-    from upscale_audio import api, checkpoint, classical, intervals, metrics
+    from upscale_audio import api, checkpoint, classical, correction, intervals, metrics
     from upscale_audio.enhance import enhance_intervals
 
     orig = audio.read(ROOT / "samples" / f"{clip}.16bit-original.wav")
@@ -247,14 +247,15 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     ckpt = checkpoint.load(checkpoint.model_for(None, lo, hi, law))
     net = enhance_intervals(lo, hi, ckpt, mode="mean", rate=orig.rate).u
     lmmse = classical.interval_mean(lo, hi, orig.rate)
+    shipped = classical.interval_mean(lo, hi, orig.rate, corr=correction.for_rate(orig.rate))  # enhance's output
     # restore() of decoded samples: a decoded 0 names mu-law's negative zero, so compare on its bins
     decoded = (intervals.decoded(law)[codes] - 32768).astype(np.int16)
     api_bins = intervals.g711(intervals.decoded_to_codes(decoded.astype(np.int64) + 32768, law), law)
-    np.testing.assert_array_equal(api.restore(decoded, law=law, rate=orig.rate),
-                                  classical.interval_mean(*api_bins, orig.rate) - 32768)
+    want = classical.interval_mean(*api_bins, orig.rate, corr=correction.for_rate(orig.rate))
+    np.testing.assert_array_equal(api.restore(decoded, law=law, rate=orig.rate), want - 32768)
     ref = u - 32768
     decoded_db = metrics.snr_db(ref, intervals.decoded(law)[codes] - 32768)
-    for got in (net, lmmse):
+    for got in (net, lmmse, shipped):
         np.testing.assert_array_equal(intervals.g711_encode(got, law), codes)
         assert metrics.snr_db(ref, got - 32768) - decoded_db > 0.0
 
@@ -353,7 +354,7 @@ def test_intervals_take_the_bundled_interval_model_when_there_is_one(tmp_path, c
     code, _, err = run(["enhance", src, "--mode", "sample", "--steps", "2"], capsys, monkeypatch)
     assert code == 0 and "model intervals.pt (" in err, err
     code, _, err = run(["enhance", src, "--mode", "mean", "-f"], capsys, monkeypatch)  # a G.711 mean: classical
-    assert code == 0 and "lmmse (" in err and "intervals.pt" not in err, err
+    assert code == 0 and "; lmmse" in err and "intervals.pt" not in err, err
     code, out, _ = run(["info"], capsys, monkeypatch)
     assert code == 0 and "intervals.pt (known intervals" in out
     wav16 = tmp_path / "x16.wav"

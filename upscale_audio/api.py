@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, classical, intervals
+from . import audio, classical, correction, intervals
 from .checkpoint import load_cached, model_for, scoring_model
 from .enhance import enhance_intervals
 from .scoring import BpdResult, bits_per_sample
@@ -71,7 +71,8 @@ def restore(
             raise ValueError(f"bits must be in 1..15, got {bits}")
         lo, hi = intervals.linear(u, int(bits or 0))
     if method == "ardm" and classical.replaces_network(law, mode, bundled=model is None):
-        out = classical.interval_mean(lo, hi, rate)  # a G.711 mean: the classical estimate (classical.py)
+        # a G.711 mean: the classical estimate (classical.py) and its learned correction (correction.py)
+        out = classical.interval_mean(lo, hi, rate, corr=correction.for_rate(rate))
     elif method == "ardm":
         ckpt = load_cached(model_for(model, lo, hi, law, mode), "auto")  # ONNX Runtime when the model has its .onnx
         out = enhance_intervals(lo, hi, ckpt, mode=mode, steps=steps, seed=seed, rate=rate).u

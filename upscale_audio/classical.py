@@ -39,11 +39,12 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from . import prior, spectral
+from . import correction, prior, spectral
 from .bits import _CACHE
 
 # half-width of the prior's covariance window: of 35..100 ms on the train split, 50 ms was best on 16 kHz
@@ -125,35 +126,64 @@ def truncated_mean_np(mu: np.ndarray, sigma: np.ndarray, lo: np.ndarray, hi: np.
     return np.clip(np.where(good, mu + s * z, mu), lo, hi)
 
 
-def interval_mean(iv_lo: np.ndarray, iv_hi: np.ndarray, rate: int, block: int = BLOCK) -> np.ndarray:
+@dataclass
+class Components:
+    """The parts of the classical estimate, float64 [C, T] each: the interpolator's location ``mu``
+    and scale ``sigma``, its truncated t_3 mean ``local``, the Wiener estimate ``wiener``, and their
+    mix ``mix`` (clipped to the intervals' edges on the line, not rounded)."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    local: np.ndarray
+    wiener: np.ndarray
+    mix: np.ndarray
+
+
+def _half_window(rate: int) -> int:
+    return max(TAPS + 1, round(WINDOW_SECONDS * rate))
+
+
+def components(lo: np.ndarray, hi: np.ndarray, rate: int) -> Components:
+    """The classical estimate's parts over all of lo, hi (int64 [C, T]; no blocks: ``interval_mean``
+    runs this on each block with its context)."""
+    mu, sigma = _lmmse_threads(lo, hi, _half_window(rate), TAPS, os.cpu_count() or 1)
+    width = (hi - lo).astype(np.float64)
+    wiener = spectral.wiener((lo + hi - 1) / 2.0, width**2 / 12.0, spectral.frame_length(rate))
+    # value v stands for [v - 1/2, v + 1/2): the interval of values is [lo - 1/2, hi - 1/2) on the line
+    local = truncated_mean(mu, sigma, lo - 0.5, hi - 0.5)
+    mix = np.clip(SPECTRAL_SHARE * wiener + (1.0 - SPECTRAL_SHARE) * local, lo - 0.5, hi - 0.5)
+    return Components(mu, sigma, local, wiener, mix)
+
+
+def interval_mean(iv_lo: np.ndarray, iv_hi: np.ndarray, rate: int, block: int = BLOCK,
+                  corr: correction.Correction | None = None) -> np.ndarray:
     """The classical estimate of every sample inside its interval [iv_lo, iv_hi).
 
     ``SPECTRAL_SHARE`` of the short-time Wiener estimate (``spectral.wiener``) plus the rest of the
-    interpolator's truncated t_3 mean, rounded and clipped into the interval. iv_lo, iv_hi: int
-    [C, T] (offset binary, hi exclusive); rate in Hz sets the windows. Runs in blocks of ``block``
-    samples (a multiple of the Wiener hop; the windows, taps and frames as context, so any such block
-    size gives the same output) to bound memory on long files. Returns int64 [C, T] with
-    iv_lo <= out < iv_hi.
+    interpolator's truncated t_3 mean; with ``corr``, shifted by the learned correction
+    (``correction.py``); rounded and clipped into the interval. iv_lo, iv_hi: int [C, T] (offset
+    binary, hi exclusive); rate in Hz sets the windows. Runs in blocks of ``block`` samples (a
+    multiple of the Wiener hop; the windows, taps, frames and the correction's reach as context, so
+    any such block size gives the same output) to bound memory on long files. Returns int64 [C, T]
+    with iv_lo <= out < iv_hi.
     """
     lo = np.ascontiguousarray(iv_lo, dtype=np.int64)
     hi = np.ascontiguousarray(iv_hi, dtype=np.int64)
-    half = max(TAPS + 1, round(WINDOW_SECONDS * rate))
+    half = _half_window(rate)
     frame = spectral.frame_length(rate)
     hop = frame // 4
     if block % hop:
         raise ValueError(f"block {block} is not a multiple of the Wiener hop {hop}")
-    T, ctx = lo.shape[1], -(-max(half + TAPS, frame) // hop) * hop  # context on the frames' grid
+    reach = max(half + TAPS, frame) + (correction.CONTEXT if corr is not None else 0)
+    T, ctx = lo.shape[1], -(-reach // hop) * hop  # context on the frames' grid
     out = np.empty(lo.shape, dtype=np.int64)
     for s in range(0, T, block):
         e = min(T, s + block)
         s0, e0 = max(0, s - ctx), min(T, e + ctx)
-        mu, sigma = _lmmse_threads(lo[:, s0:e0], hi[:, s0:e0], half, TAPS, os.cpu_count() or 1)
-        width = (hi[:, s0:e0] - lo[:, s0:e0]).astype(np.float64)
-        wiener = spectral.wiener((lo[:, s0:e0] + hi[:, s0:e0] - 1) / 2.0, width**2 / 12.0, frame)
-        # value v stands for [v - 1/2, v + 1/2): the interval of values is [lo - 1/2, hi - 1/2) on the line
-        local = truncated_mean(mu[:, s - s0:e - s0], sigma[:, s - s0:e - s0], lo[:, s:e] - 0.5, hi[:, s:e] - 0.5)
-        est = SPECTRAL_SHARE * wiener[:, s - s0:e - s0] + (1.0 - SPECTRAL_SHARE) * local
-        out[:, s:e] = np.clip(np.floor(est + 0.5).astype(np.int64), lo[:, s:e], hi[:, s:e] - 1)
+        seg_lo, seg_hi = lo[:, s0:e0], hi[:, s0:e0]
+        c = components(seg_lo, seg_hi, rate)
+        est = c.mix if corr is None else correction.apply(corr, seg_lo, seg_hi, c.local, c.wiener, c.mu, c.sigma, c.mix)
+        out[:, s:e] = np.clip(np.floor(est[:, s - s0:e - s0] + 0.5).astype(np.int64), lo[:, s:e], hi[:, s:e] - 1)
     return out
 
 

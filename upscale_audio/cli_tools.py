@@ -166,6 +166,9 @@ def info(model: Annotated[Path | None, typer.Option(help="Checkpoint (default: t
              BUNDLED_LOW_BYTE: "the low byte: enhance --mode sample of 8..15-bit PCM",
              BUNDLED_LOW_BYTE_MEAN: "the low byte, fast: enhance --mode mean of 8..15-bit PCM",
              BUNDLED_INTERVALS: "known intervals: enhance of PCM under 8 bits, --mode sample of mu-law and A-law, bpd --given"}
+    from .correction import BUNDLED as CORRECTION
+
+    roles[CORRECTION] = "the learned correction of the classical estimate: enhance --mode mean of mu-law and A-law"
     bundled = [f"{p.name} ({role})" for p, role in roles.items() if p.is_file()]
     lines.append("bundled models:   " + ("; ".join(bundled) if bundled else "none (pass --model)"))
     typer.echo("\n".join(lines))

@@ -73,13 +73,17 @@ def restore_file(src: Path, dst: Path, opts: RestoreOptions, device: str | None,
 
 
 def _restore_classical(lo: np.ndarray, hi: np.ndarray, rate: int) -> tuple[np.ndarray, str]:
-    """A G.711 posterior mean: the classical estimate (``classical.py``), no network."""
+    """A G.711 posterior mean: the classical estimate (``classical.py``) and its learned correction
+    (``correction.py``, where the installation has it); no ARDM network."""
     from .classical import interval_mean
+    from .correction import for_rate
 
     t0 = time.perf_counter()
-    out_u = interval_mean(lo, hi, rate)
+    corr = for_rate(rate)
+    out_u = interval_mean(lo, hi, rate, corr=corr)
     seconds = time.perf_counter() - t0
-    return out_u, (f"lmmse (a G.711 mean is the classical estimate: the bundled model adds nothing measurable to it), "
+    what = "lmmse" if corr is None else f"lmmse + correction {corr.path.name if corr.path else ''}"
+    return out_u, (f"{what} (a G.711 mean is the classical estimate: the ARDM model adds nothing measurable to it), "
                    f"{seconds:.2f} s, {lo.shape[1] / rate / max(seconds, 1e-9):.1f}x real time")
 
 
