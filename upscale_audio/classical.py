@@ -21,14 +21,15 @@ harmonics the 48-tap interpolator cannot. The output is
 rounded to the nearest value and clipped into [lo_n, hi_n - 1], so every known bit is kept. On the
 train split the mix gained +0.35 / +0.33 / +0.52 dB over the local estimate alone (mu-law).
 
-Where it is used (docs/RESULTS.md §20, §21: fitted on the corpus's train split, reported on held-out):
+Where it is used (docs/RESULTS.md §20-§22: fitted on the corpus's train split, reported on held-out):
 
 * ``enhance --method lmmse``: the model-free restore of any input.
 * A G.711 posterior mean (``enhance`` of a mu-law or A-law file, ``--mode mean``) with the bundled
-  models (``replaces_network``): on 60 s of each held-out set it gains +1.10 dB over G.711's
-  decoded value on 8 kHz speech (the local estimate alone +0.73; the bundled interval model's mean
-  +0.16 mu-law / +0.26 A-law), +2.06 / +2.09 on 16 kHz speech and +1.04 / +1.09 on music, 13x
-  real time for 60 s of 8 kHz audio, whole process (the network's mean: 7.6x in the same run).
+  models (``replaces_network``), shifted by the learned correction at 8 and 16 kHz
+  (``correction.py``, ``interval_mean(..., corr=)``). On 60 s of each held-out set this estimate
+  alone gains +1.10 dB over G.711's decoded value on 8 kHz speech (the local half alone +0.73; the
+  bundled interval model's mean +0.16 mu-law / +0.26 A-law), +2.07 / +2.09 on 16 kHz speech and
+  +1.04 / +1.09 on music; with the correction +1.58 / +1.60, +2.58 / +2.59 and +1.18 / +1.24.
 * Linear PCM: the network restores alone; ``--mode sample`` and a user's ``--model`` always run it.
 
 ``truncated_mean`` (numba) has the numpy twin ``truncated_mean_np`` (tests).
