@@ -29,7 +29,7 @@ Where it is used (docs/RESULTS.md §20-§22: fitted on the corpus's train split,
   (``correction.py``, ``interval_mean(..., corr=)``). On 60 s of each held-out set this estimate
   alone gains +1.10 dB over G.711's decoded value on 8 kHz speech (the local half alone +0.73; the
   bundled interval model's mean +0.16 mu-law / +0.26 A-law), +2.07 / +2.09 on 16 kHz speech and
-  +1.04 / +1.09 on music; with the correction +1.58 / +1.60, +2.58 / +2.59 and +1.18 / +1.24.
+  +1.04 / +1.09 on music; with the correction +1.61 / +1.63, +2.65 / +2.66 and +1.18 / +1.23.
 * Linear PCM: the network restores alone; ``--mode sample`` and a user's ``--model`` always run it.
 
 ``truncated_mean`` (numba) has the numpy twin ``truncated_mean_np`` (tests).
