@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_g711 import g711_codes  # noqa: E402
 from report import pick_files  # noqa: E402
 
 from upscale_audio import audio, classical, correction, intervals, metrics  # noqa: E402
@@ -34,24 +33,13 @@ from upscale_audio.correction_net import CorrectionNet  # noqa: E402
 SETS = (("speech_8k", 1800, 60), ("speech_8k_ru", 600, 0), ("speech_16k", 600, 30), ("music_16k", 600, 30))
 
 
-def codes_of(a: audio.AudioFile, law: str) -> np.ndarray:
-    """sox's codes for a mono file (its default, dithered conversion), else libsndfile's: uint8 [1, T]."""
-    if shutil.which("sox") is None:
-        return intervals.g711_encode(a.u, law)
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "x.raw"
-        subprocess.run(["sox", str(a.path), "-e", "mu-law" if law == "ulaw" else "a-law", "-t", "raw", str(out)],
-                       check=True, stderr=subprocess.DEVNULL)
-        return np.fromfile(out, dtype=np.uint8)[None]
-
-
 def examples(files: list[audio.AudioFile]) -> list[dict[str, np.ndarray]]:
     """Per file: features float32 [8, T], target shift (bin widths) and weight (bin width), float32 [T],
     plus lo, hi, est and the original u for scoring."""
     out = []
     for i, a in enumerate(files):
         law = intervals.LAWS[i % 2]
-        lo, hi = (v.astype(np.int64) for v in intervals.g711(codes_of(a, law), law))
+        lo, hi = (v.astype(np.int64) for v in intervals.g711(g711_codes(a.path, a.u, law), law))
         c = classical.components(lo, hi, a.rate)
         x = correction.features(lo[0], hi[0], c.local[0], c.wiener[0], c.mu[0], c.sigma[0], c.mix[0])
         width = (hi[0] - lo[0]).astype(np.float64)

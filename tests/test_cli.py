@@ -258,6 +258,10 @@ def test_the_bundled_g711_restore_beats_the_decoded_value(clip: str, law: str) -
     for got in (net, lmmse, shipped):
         np.testing.assert_array_equal(intervals.g711_encode(got, law), codes)
         assert metrics.snr_db(ref, got - 32768) - decoded_db > 0.0
+    if correction.for_rate(orig.rate) is not None:
+        # the shipped correction, its features and the numpy net together: measured +0.65 / +0.62 dB
+        # (8 kHz, mu-law / A-law) and +0.55 / +0.51 (16 kHz) over the classical estimate on these clips
+        assert metrics.snr_db(ref, shipped - 32768) - metrics.snr_db(ref, lmmse - 32768) > 0.3
 
 
 @pytest.mark.parametrize("bundled", ["default.pt", "lowbyte.pt", "intervals.pt", "lowbyte_mean.pt"])

@@ -107,7 +107,7 @@ def enhance(
     method: Annotated[Method, typer.Option(help="ardm (the model), lmmse (a classical estimate inside each bin: a short-time Wiener filter and a local interpolator, no network), bin-centre or zero.")] = Method.ardm,
     model: Annotated[Path | None, typer.Option(help="Checkpoint (default: the bundled model that fits the input: "
                                                     "the low-byte one for 8..15-bit PCM, the interval one for G.711 and under 8 bits; a G.711 mean with "
-                                                    "no --model is the lmmse estimate).")] = None,
+                                                    "no --model is the lmmse estimate and its learned correction).")] = None,
     mode: Annotated[Mode, typer.Option(help="mean: the posterior mean (one call per open stage; best SNR and LSD; for G.711 with the bundled models the lmmse estimate, which beats it); sample: a draw of the low bits.")] = Mode.mean,
     steps: Annotated[str | None, typer.Option(help="Network calls per stage, or 'full' (default: the model's).")] = None,
     policy: Annotated[PolicyKind, typer.Option(help="Reveal schedule: dp (from the model's losses) or naive.")] = PolicyKind.dp,
