@@ -54,8 +54,12 @@ def main() -> None:
                     help="also score what each law leaves open (bpd --given LAW: libsndfile's bins, a partition; "
                          "this many ELBO passes) beside a uniform distribution inside those bins (0: skip)")
     ap.add_argument("--no-network", action="store_true", help="the classical estimate only (no ardm and blend columns)")
+    ap.add_argument("--correction", type=Path, default=None,
+                    help="the correction weights for the default column (a candidate .npz; default: the shipped ones "
+                         "at the rates they were trained on)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()
+    candidate = correction.load(args.correction) if args.correction else None
     ckpt = checkpoint.load(args.model or checkpoint.BUNDLED_INTERVALS)
     rows = []
     for s in args.sets:
@@ -70,7 +74,7 @@ def main() -> None:
                 est = classical.interval_mean(lo, hi, a.rate)
                 secs_lmmse += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                corr = correction.for_rate(a.rate)
+                corr = correction.for_rate(a.rate) if candidate is None else candidate
                 fixed = classical.interval_mean(lo, hi, a.rate, corr=corr) if corr is not None else est
                 secs_shipped += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -125,7 +129,8 @@ def main() -> None:
                     [[r["set"], r["law"], f"{r['bpd_given']:.3f} ± {r['bpd_given_stderr']:.3f}",
                       f"{r['bpd_uniform_in_bins']:.3f}"] for r in rows])
     write_json(args.out, torch.device("cpu"), rows, model=str(ckpt.path), model_sha256=ckpt.sha256,
-               correction=str(correction.BUNDLED) if correction.bundled() else None)
+               correction=str(args.correction) if args.correction else
+               str(correction.BUNDLED) if correction.bundled() else None)
 
 
 if __name__ == "__main__":

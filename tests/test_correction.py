@@ -3,6 +3,8 @@ twin, the features against a plain loop, the shift it applies, blocks, and the s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,25 +13,38 @@ from upscale_audio import classical, correction, intervals
 from upscale_audio.correction_net import CorrectionNet
 
 
-def _random_net(seed: int) -> CorrectionNet:
+def _random_net(seed: int, arch: correction.Arch = correction.Arch()) -> CorrectionNet:
     torch.manual_seed(seed)
-    net = CorrectionNet()
+    net = CorrectionNet(arch)
     with torch.no_grad():
         net.out.weight.normal_(0, 0.3)  # starts at zero: give the output layer something to pass on
         net.out.bias.fill_(0.1)
     return net
 
 
-def test_numpy_forward_matches_the_torch_twin() -> None:
-    net = _random_net(0)
+@pytest.mark.parametrize("arch", [correction.Arch(), correction.Arch(12, (1, 64, 3, 200))])
+def test_numpy_forward_matches_the_torch_twin(arch: correction.Arch) -> None:
+    net = _random_net(0, arch)
     x = np.random.default_rng(0).normal(size=(correction.N_FEATURES, 777)).astype(np.float32)
     with torch.no_grad():
         want = net(torch.from_numpy(x)[None])[0].numpy()
-    got = correction.forward_np(net.params_np(), x)
+    got = correction.forward_np(net.params_np(), x, arch)
     assert np.abs(want).max() > 0.05  # the comparison is not between two zeros
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
-    for chunk in (50, 300):  # pieces shorter and longer than the net's reach (78 a side)
-        np.testing.assert_allclose(correction.forward_np(net.params_np(), x, chunk=chunk), got, rtol=0, atol=1e-6)
+    for chunk in (50, 300):  # pieces shorter and longer than the net's reach (63 and 268 a side)
+        np.testing.assert_allclose(correction.forward_np(net.params_np(), x, arch, chunk=chunk), got, rtol=0, atol=1e-6)
+
+
+def test_the_shape_travels_with_the_weights(tmp_path: Path) -> None:
+    arch = correction.Arch(12, (1, 64, 3, 200))
+    net = _random_net(5, arch)
+    correction.save(tmp_path / "c.npz", net.params_np(), {"steps": 1, **arch.meta()})
+    back = correction.load(tmp_path / "c.npz")
+    assert back.arch == arch and back.arch.context == 268 + correction.RMS_HALF
+    x = np.random.default_rng(1).normal(size=(correction.N_FEATURES, 500)).astype(np.float32)
+    np.testing.assert_array_equal(correction.forward_np(back.params, x, back.arch),
+                                  correction.forward_np(net.params_np(), x, arch))
+    assert correction.Arch.of({}) == correction.Arch()  # weights saved before the shape was kept
 
 
 def test_weights_round_trip_through_numpy() -> None:
@@ -74,13 +89,14 @@ def test_apply_shifts_by_the_net_output_times_the_bin_width() -> None:
     np.testing.assert_allclose(got, est + 0.25 * (hi - lo), rtol=0, atol=1e-4)
 
 
-def test_interval_mean_with_a_correction_keeps_bins_and_blocks() -> None:
+@pytest.mark.parametrize("arch", [correction.Arch(), correction.Arch(8, (1, 700, 2))])
+def test_interval_mean_with_a_correction_keeps_bins_and_blocks(arch: correction.Arch) -> None:
     rng = np.random.default_rng(2)
     x = np.cumsum(rng.normal(size=(1, 5000)), axis=1)
     u = np.clip(np.round(x / x.std() * 3000) + 32768, 0, 65535).astype(np.int64)
     lo, hi = (v.astype(np.int64) for v in intervals.g711(intervals.g711_encode(u, "ulaw"), "ulaw"))
-    net = _random_net(3)
-    corr = correction.Correction(net.params_np(), {})
+    net = _random_net(3, arch)
+    corr = correction.Correction(net.params_np(), arch.meta())
     whole = classical.interval_mean(lo, hi, 8000, corr=corr)
     assert intervals.check_inside(whole, lo, hi)
     assert not np.array_equal(whole, classical.interval_mean(lo, hi, 8000))  # the correction did something

@@ -175,7 +175,7 @@ def interval_mean(iv_lo: np.ndarray, iv_hi: np.ndarray, rate: int, block: int = 
     hop = frame // 4
     if block % hop:
         raise ValueError(f"block {block} is not a multiple of the Wiener hop {hop}")
-    reach = max(half + TAPS, frame) + (correction.CONTEXT if corr is not None else 0)
+    reach = max(half + TAPS, frame) + (corr.arch.context if corr is not None else 0)
     T, ctx = lo.shape[1], -(-reach // hop) * hop  # context on the frames' grid
     out = np.empty(lo.shape, dtype=np.int64)
     for s in range(0, T, block):

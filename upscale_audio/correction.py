@@ -1,11 +1,11 @@
 """A small learned correction of the classical estimate inside G.711 bins (numpy at inference).
 
 The classical estimate (``classical.py``) is linear in its inputs and blind to what a recording
-chain does to speech. A non-causal gated convolutional net (``CHANNELS`` channels, dilations
-``DILATIONS``: 78 samples of context a side) reads, per sample, the bin's centre, the classical
-estimate and its two halves (Wiener and local), the interpolator's location and scale, all over a
-running RMS of the estimate, the log bin width, and where the estimate sits in its bin; it outputs a
-shift of the estimate in bin widths, in (-1/2, 1/2). The sum is rounded and clipped into the bin,
+chain does to speech. A non-causal gated convolutional net (its ``Arch``: channels and dilations,
+kept in the weights' metadata) reads, per sample, the bin's centre, the classical estimate and its
+two halves (Wiener and local), the interpolator's location and scale, all over a running RMS of the
+estimate, the log bin width, and where the estimate sits in its bin; it outputs a shift of the
+estimate in bin widths, in (-1/2, 1/2). The sum is rounded and clipped into the bin,
 so every known bit stays.
 
 It is trained by ``scripts/train_correction.py`` on the corpus's train split (sox's mu-law and
@@ -24,23 +24,52 @@ from typing import Any
 
 import numpy as np
 
-CHANNELS = 32
-DILATIONS = (1, 2, 4, 8, 16, 32, 1, 2, 4, 8)
 N_FEATURES = 8
 RMS_HALF = 128  # the running RMS spans 2 * RMS_HALF + 1 samples
-CONTEXT = sum(DILATIONS) + RMS_HALF  # samples a side that a corrected sample reads (through its features)
 MID = 32767.5  # offset-binary zero
 CHUNK = 4096  # samples per piece of forward_np: cache-sized arrays (about 1 s for 60 s of 8 kHz audio here)
 BUNDLED = Path(__file__).parent / "models" / "g711_correction.npz"
 
 
+@dataclass(frozen=True)
+class Arch:
+    """The net's shape: ``channels`` wide, one gated layer per entry of ``dilations``."""
+
+    channels: int = 32
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 1, 2, 4, 8)
+
+    @property
+    def reach(self) -> int:
+        """Samples a side that the convolutions read."""
+        return sum(self.dilations)
+
+    @property
+    def context(self) -> int:
+        """Samples a side that a corrected sample reads (the convolutions' reach and the features' RMS)."""
+        return self.reach + RMS_HALF
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> Arch:
+        """The shape a training wrote into its weights' ``meta`` (``Arch()`` where it wrote none)."""
+        default = cls()
+        return cls(int(meta.get("channels", default.channels)),
+                   tuple(int(d) for d in meta.get("dilations", default.dilations)))
+
+    def meta(self) -> dict[str, Any]:
+        return {"channels": self.channels, "dilations": list(self.dilations)}
+
+
 @dataclass
 class Correction:
-    """Weights (numpy float32) and what the training said about them (``meta``)."""
+    """Weights (numpy float32) and what the training said about them (``meta``, which holds the ``Arch``)."""
 
     params: dict[str, np.ndarray]
     meta: dict[str, Any]
     path: Path | None = None
+
+    @property
+    def arch(self) -> Arch:
+        return Arch.of(self.meta)
 
 
 def features(lo: np.ndarray, hi: np.ndarray, local: np.ndarray, wiener: np.ndarray, mu: np.ndarray,
@@ -62,29 +91,30 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def forward_np(params: dict[str, np.ndarray], x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """The net on one channel's features: float32 [8, T] -> shift in bin widths, float32 [T] in (-1/2, 1/2).
-    Zero padding at the ends, as ``CorrectionNet``. Runs in pieces of ``chunk`` samples with the
-    net's reach as context either side (cache-sized arrays; the same numbers as one piece)."""
+def forward_np(params: dict[str, np.ndarray], x: np.ndarray, arch: Arch = Arch(), chunk: int = CHUNK) -> np.ndarray:
+    """The net of shape ``arch`` on one channel's features: float32 [8, T] -> shift in bin widths,
+    float32 [T] in (-1/2, 1/2). Zero padding at the ends, as ``CorrectionNet``. Runs in pieces of
+    ``chunk`` samples with the net's reach as context either side (cache-sized arrays; the same
+    numbers as one piece)."""
     T = x.shape[1]
-    reach = sum(DILATIONS)
     out = np.empty(T, dtype=np.float32)
     for a in range(0, T, chunk):
         b = min(T, a + chunk)
-        a0, b0 = max(0, a - reach), min(T, b + reach)
-        out[a:b] = _forward_piece(params, x[:, a0:b0])[a - a0:b - a0]
+        a0, b0 = max(0, a - arch.reach), min(T, b + arch.reach)
+        out[a:b] = _forward_piece(params, x[:, a0:b0], arch)[a - a0:b - a0]
     return out
 
 
-def _forward_piece(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+def _forward_piece(params: dict[str, np.ndarray], x: np.ndarray, arch: Arch) -> np.ndarray:
+    C = arch.channels
     h = params["inp_w"] @ x + params["inp_b"][:, None]
-    for i, d in enumerate(DILATIONS):
+    for i, d in enumerate(arch.dilations):
         w = params[f"conv{i}_w"]
         z = w[:, :, 1] @ h + params[f"conv{i}_b"][:, None]  # tap t; taps t - d and t + d where they exist
         if d < h.shape[1]:
             z[:, d:] += w[:, :, 0] @ h[:, :-d]
             z[:, :-d] += w[:, :, 2] @ h[:, d:]
-        gated = np.tanh(z[:CHANNELS]) * _sigmoid(z[CHANNELS:])
+        gated = np.tanh(z[:C]) * _sigmoid(z[C:])
         h = h + params[f"res{i}_w"] @ gated + params[f"res{i}_b"][:, None]
     return (0.5 * np.tanh(params["out_w"] @ h + params["out_b"][:, None]))[0]
 
@@ -95,7 +125,7 @@ def apply(corr: Correction, lo: np.ndarray, hi: np.ndarray, local: np.ndarray, w
     out = np.empty(est.shape)
     for ch in range(est.shape[0]):
         x = features(lo[ch], hi[ch], local[ch], wiener[ch], mu[ch], sigma[ch], est[ch])
-        out[ch] = est[ch] + forward_np(corr.params, x) * (hi[ch] - lo[ch])
+        out[ch] = est[ch] + forward_np(corr.params, x, corr.arch) * (hi[ch] - lo[ch])
     return out
 
 

@@ -6,18 +6,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .correction import CHANNELS, DILATIONS, N_FEATURES
+from .correction import N_FEATURES, Arch
 
 
 class CorrectionNet(nn.Module):
     """Gated dilated convolutions with residuals: features [B, 8, T] -> shift in bin widths [B, T] in (-1/2, 1/2)."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: Arch = Arch()) -> None:
         super().__init__()
-        self.inp = nn.Conv1d(N_FEATURES, CHANNELS, 1)
-        self.convs = nn.ModuleList([nn.Conv1d(CHANNELS, 2 * CHANNELS, 3, padding=d, dilation=d) for d in DILATIONS])
-        self.res = nn.ModuleList([nn.Conv1d(CHANNELS, CHANNELS, 1) for _ in DILATIONS])
-        self.out = nn.Conv1d(CHANNELS, 1, 1)
+        C = arch.channels
+        self.arch = arch
+        self.inp = nn.Conv1d(N_FEATURES, C, 1)
+        self.convs = nn.ModuleList([nn.Conv1d(C, 2 * C, 3, padding=d, dilation=d) for d in arch.dilations])
+        self.res = nn.ModuleList([nn.Conv1d(C, C, 1) for _ in arch.dilations])
+        self.out = nn.Conv1d(C, 1, 1)
         nn.init.zeros_(self.out.weight)  # starts as the classical estimate
         nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
 
