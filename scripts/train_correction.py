@@ -5,9 +5,13 @@ libsndfile's where sox is missing), its classical estimate's parts are computed
 (``classical.components``) and the net learns the shift that brings the estimate to the original,
 weighted to the squared error in sample units. Validation: train-split files the training does not
 read (the held-out splits stay for the benchmarks). Writes the weights (numpy, for
-``correction.load``) and a JSON log of the curve.
+``correction.load``; the net's shape, ``correction.Arch``, in their metadata) and a JSON log of the curve.
 
     python scripts/train_correction.py --corpus $C --out upscale_audio/models/g711_correction.npz [--steps 3000]
+
+An equal-CPU comparison of shapes runs several of these at once with ``--threads 1 --cpu-minutes
+M`` (the learning-rate schedule follows each process's own CPU time) and ``--cache DIR`` (each
+file's features are computed once and read back by later runs).
 """
 
 from __future__ import annotations
