@@ -108,7 +108,7 @@ def test_interval_mean_with_a_correction_keeps_bins_and_blocks(arch: correction.
 def test_the_shipped_weights_load_and_fit_the_net() -> None:
     corr = correction.bundled()
     assert corr is not None and corr.meta["steps"] > 0
-    shapes = {k: v.shape for k, v in CorrectionNet().params_np().items()}
+    shapes = {k: v.shape for k, v in CorrectionNet(corr.arch).params_np().items()}
     assert {k: v.shape for k, v in corr.params.items()} == shapes
     assert all(np.isfinite(v).all() for v in corr.params.values())
 
