@@ -55,7 +55,7 @@ def main() -> None:
                          "this many ELBO passes) beside a uniform distribution inside those bins (0: skip)")
     ap.add_argument("--no-network", action="store_true", help="the classical estimate only (no ardm and blend columns)")
     ap.add_argument("--correction", type=Path, default=None,
-                    help="the correction weights for the default column (a candidate .npz; default: the shipped ones "
+                    help="the correction weights for the default column (a candidate .npz, run at every rate; default: the shipped ones "
                          "at the rates they were trained on)")
     ap.add_argument("--out", type=Path, default=Path("bench-results/g711.json"))
     args = ap.parse_args()

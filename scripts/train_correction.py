@@ -17,6 +17,7 @@ file's features are computed once and read back by later runs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -31,22 +32,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_g711 import g711_codes  # noqa: E402
 from report import pick_files  # noqa: E402
 
-from upscale_audio import audio, classical, correction, intervals, metrics  # noqa: E402
+from upscale_audio import audio, classical, correction, intervals, metrics, prior, spectral  # noqa: E402
 from upscale_audio.correction_net import CorrectionNet  # noqa: E402
 
 # (set, seconds for training, seconds for validation): 8 kHz speech first, then the rest G.711 meets
 SETS = (("speech_8k", 1800, 60), ("speech_8k_ru", 600, 0), ("speech_16k", 600, 30), ("music_16k", 600, 30))
 CODER = "sox" if shutil.which("sox") else "libsndfile"
+# what the cached features depend on: a change to any of these modules starts a fresh cache folder
+FEATURES_KEY = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (
+    correction, classical, spectral, prior, intervals))).hexdigest()[:12]
 
 
 def examples(files: list[audio.AudioFile], cache: Path | None) -> list[dict[str, np.ndarray]]:
     """Per file: features float32 [8, T], target shift (bin widths) and weight (bin width), float32 [T],
     plus lo, hi, est and the original u for scoring. With ``cache``, each file's arrays are kept
-    there (a folder per corpus set and coder) and read back by later runs."""
+    there (a folder per ``FEATURES_KEY``, corpus set and coder) and read back by later runs."""
     out = []
     for i, a in enumerate(files):
         law = intervals.LAWS[i % 2]
-        kept = cache / a.path.parent.parent.name / CODER / f"{a.path.stem}.{law}.npz" if cache else None
+        kept = cache / FEATURES_KEY / a.path.parent.parent.name / CODER / f"{a.path.stem}.{law}.npz" if cache else None
         if kept is not None and kept.is_file():
             with np.load(kept) as z:
                 out.append({k: z[k] for k in z.files})
@@ -128,8 +132,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.time()
-    arch = correction.Arch(args.channels, tuple(int(d) for d in args.dilations.split(",")))
-    seconds = {name: float(s) for name, s in (kv.split("=") for kv in args.train_seconds)}
+    try:
+        arch = correction.Arch(args.channels, tuple(int(d) for d in args.dilations.split(",")))
+        seconds = {name: float(s) for name, s in (kv.split("=") for kv in args.train_seconds)}
+    except ValueError:
+        sys.exit(f"error: --dilations takes whole numbers with commas (1,2,4) and --train-seconds SET=SECONDS "
+                 f"(speech_8k=6000); got {args.dilations!r} and {args.train_seconds}")
+    if args.channels < 1 or min(arch.dilations) < 1 or (args.steps < 1 and args.cpu_minutes <= 0):
+        sys.exit("error: --channels, every dilation and --steps (or --cpu-minutes) must be positive")
     sets = [(name, base_s, val_s, seconds.pop(name, base_s)) for name, base_s, val_s in SETS]
     if seconds:
         sys.exit(f"error: --train-seconds names no set of {[s[0] for s in SETS]}: {sorted(seconds)}")

@@ -45,6 +45,9 @@ def test_the_shape_travels_with_the_weights(tmp_path: Path) -> None:
     np.testing.assert_array_equal(correction.forward_np(back.params, x, back.arch),
                                   correction.forward_np(net.params_np(), x, arch))
     assert correction.Arch.of({}) == correction.Arch()  # weights saved before the shape was kept
+    correction.save(tmp_path / "bad.npz", net.params_np(), {"steps": 1})  # the shape left out: read as Arch()
+    with pytest.raises(ValueError, match="do not fit"):
+        correction.load(tmp_path / "bad.npz")
 
 
 def test_weights_round_trip_through_numpy() -> None:

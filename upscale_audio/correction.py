@@ -135,9 +135,15 @@ def save(path: Path, params: dict[str, np.ndarray], meta: dict[str, Any]) -> Non
 
 
 def load(path: Path) -> Correction:
+    """Weights written by ``save``; ValueError where they do not fit the shape their metadata names."""
     with np.load(path) as z:
         params = {k: z[k] for k in z.files if k != "meta"}
         meta = json.loads(str(z["meta"]))
+    arch = Arch.of(meta)
+    layers = sum(k.startswith("conv") and k.endswith("_w") for k in params)
+    if "inp_w" not in params or params["inp_w"].shape != (arch.channels, N_FEATURES) or layers != len(arch.dilations):
+        raise ValueError(f"{path}: weights do not fit {arch} (the shape in their metadata); "
+                         "write them with scripts/train_correction.py")
     return Correction(params, meta, path)
 
 
